@@ -61,12 +61,15 @@ private:
   core::GuestMemory* memory_;
   const HelperTable* helpers_;
   std::vector<Val> values_;
+  std::vector<Type> types_;  // type of each value, for ops whose meaning depends on operand width
 };
 
 // Evaluates one op without side effects on constant operands. Returns
-// nullopt for ops that touch state or memory, call helpers, or would trap
-// with these operands. Used by constant folding, so folding and the
-// interpreter share one definition of every op.
-std::optional<Val> evaluate_pure(const Op& op, std::span<const Val> args, uint32_t mxcsr = core::kDefaultMxcsr);
+// nullopt for ops that touch state or memory, call helpers, would trap with
+// these operands, or round with Rounding::Dyn when no MXCSR value is given.
+// Used by constant folding, so folding and the interpreter share one
+// definition of every op.
+std::optional<Val> evaluate_pure(const Op& op, std::span<const Val> args, std::span<const Type> arg_types,
+                                 std::optional<uint32_t> mxcsr = std::nullopt);
 
 }  // namespace vm::ir

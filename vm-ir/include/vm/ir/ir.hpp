@@ -230,6 +230,8 @@ std::optional<Helper> parse_helper(std::string_view name);
 // ----------------------------------------------------------------- ops ----
 using ValueId = uint32_t;
 inline constexpr ValueId kNoValue = 0xffffffffu;
+// Value ids are dense small integers; the verifier rejects ids at or above this.
+inline constexpr ValueId kMaxValueId = 1u << 20;
 
 struct Op {
   Opcode opcode = Opcode::Const;
