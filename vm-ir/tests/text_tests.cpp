@@ -10,7 +10,9 @@
 #include <string>
 
 #include "random_blocks.hpp"
+#include "vm/core/memory.hpp"
 #include "vm/ir/builder.hpp"
+#include "vm/ir/interpreter.hpp"
 #include "vm/ir/text.hpp"
 #include "vm/ir/verifier.hpp"
 
@@ -571,4 +573,67 @@ TEST_CASE("text: truncated and mutated input gives errors, never crashes") {
   }
   MESSAGE(inputs << " inputs, " << accepted << " still parsed");
   CHECK(inputs > 5000);
+}
+
+TEST_CASE("random blocks honour the generator options") {
+  using vm::ir::testing::RandomBlockOptions;
+  const uint64_t seed = vm::ir::testing::test_seed(0x5eed);
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+
+  RandomBlockOptions narrow;
+  narrow.size = 40;
+  narrow.memory = false;
+  narrow.helpers = false;
+  narrow.division = false;
+  narrow.trap_terminators = false;
+  narrow.regs = {X86Reg::Rax, X86Reg::Zf, X86Reg::Xmm3};
+  std::set<uint32_t> regs_seen;
+  for (int i = 0; i < 300; ++i) {
+    IRBlock b = vm::ir::testing::random_block(rng, narrow);
+    REQUIRE(verify(b).has_value());
+    CHECK(b.term.kind != TermKind::Trap);
+    for (const Op& op : b.ops) {
+      switch (op.opcode) {
+        case Opcode::Load: case Opcode::Store: case Opcode::AtomicCmpxchg: case Opcode::AtomicRmw: case Opcode::Fence:
+        case Opcode::CallHelper: case Opcode::DivU: case Opcode::DivS: case Opcode::RemU: case Opcode::RemS:
+          FAIL_CHECK("excluded opcode " << print_op(op));
+          break;
+        case Opcode::GetReg: case Opcode::SetReg: regs_seen.insert(op.aux); break;
+        default: break;
+      }
+    }
+  }
+  CHECK(regs_seen == std::set<uint32_t>{static_cast<uint32_t>(X86Reg::Rax), static_cast<uint32_t>(X86Reg::Zf),
+                                         static_cast<uint32_t>(X86Reg::Xmm3)});
+
+  // Without memory, helpers and trap terminators only division can trap;
+  // division_traps = false must remove that too.
+  RandomBlockOptions div;
+  div.size = 30;
+  div.memory = false;
+  div.helpers = false;
+  div.trap_terminators = false;
+  vm::core::RegionMemory no_memory;
+  int traps_with = 0, traps_without = 0;
+  for (int i = 0; i < 600; ++i) {
+    div.division_traps = i % 2 == 0;
+    IRBlock b = vm::ir::testing::random_block(rng, div);
+    REQUIRE(verify(b).has_value());
+    vm::core::X86State state;
+    for (auto& g : state.gpr) g = rng() % 2 ? rng() % 3 : rng();
+    ExecResult r = Interpreter(no_memory).run(b, state);
+    (div.division_traps ? traps_with : traps_without) += r.kind == TermKind::Trap;
+  }
+  CHECK(traps_with > 0);
+  CHECK(traps_without == 0);
+
+  RandomBlockOptions sparse;
+  sparse.sparse_ids = true;
+  sparse.size = 30;
+  IRBlock b = vm::ir::testing::random_block(rng, sparse);
+  REQUIRE(verify(b).has_value());
+  size_t defined = 0;
+  for (const Op& op : b.ops) defined += op.result != kNoValue;
+  CHECK(b.value_count() > defined);
 }
