@@ -45,7 +45,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("bench", help="run the benchmarks")
+    b = sub.add_parser("bench", help="run the benchmarks", epilog=(
+        "scripts/suite bench also takes --build-dir DIR (build and use DIR instead of build/release, "
+        "configured with the release preset), --no-build, and --selftest (unit tests of this tool)."))
     b.add_argument("--bin-dir", type=pathlib.Path, default=store.DEFAULT_BIN_DIR,
                    help="directory of benchmark binaries (default build/release/bench-bin)")
     b.add_argument("--bench", metavar="NAME", action="append",

@@ -262,8 +262,11 @@ def _comparison_html(title: str, comps: list) -> str:
 
 
 def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alpha: float,
-                 out_dir: pathlib.Path = REPORT_DIR, docs: bool, log=print) -> pathlib.Path:
-    targets = tg.load_targets()
+                 out_dir: pathlib.Path = REPORT_DIR, docs: bool, log=print,
+                 targets: list[tg.Target] | None = None,
+                 docs_file: pathlib.Path = DOCS_FILE) -> pathlib.Path:
+    if targets is None:
+        targets = tg.load_targets()
     latest = latest_per_binary(runs)
     rows = tg.evaluate(targets, latest)
     vs_prev, vs_base = latest_comparisons(runs, baseline, threshold, alpha)
@@ -289,6 +292,10 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
             glance.append(("bad", f"{row.target.binary}/{row.name}: {row.status}"))
     if not glance:
         glance.append(("good", "No significant regression and no missed plan bound."))
+    goals_missed = [r for r in rows if r.status == tg.GOAL_MISSED]
+    if goals_missed:
+        glance.append(("warn", f"{len(goals_missed)} goal(s) missed (plan bounds met): "
+                               + ", ".join(f"{r.target.binary}/{r.name}" for r in goals_missed)))
 
     base_title = f"Comparison with baseline '{baseline.run_id}'" if baseline else "Comparison with a baseline"
     newest = max(latest.values(), key=lambda r: r.run_id) if latest else None
@@ -298,7 +305,8 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
         meta_line = (f"Latest run {newest.run_id}: commit {m['git'].get('short')}"
                      f"{' (dirty)' if m['git'].get('dirty') else ''}, {m.get('date')}, "
                      f"{m.get('compiler')}, {m.get('build_type')} {m.get('cxx_flags')}, "
-                     f"{m.get('cpu_model')} ({m.get('cpus')} CPUs), load {m.get('load_average')}")
+                     f"{m.get('cpu_model')} ({m.get('cpus')} CPUs), load average "
+                     + " ".join(f"{x:.2f}" for x in m.get("load_average", [])))
     page = [
         "<!doctype html><html><head><meta charset='utf-8'><title>vm benchmark report</title>",
         f"<style>{CSS}</style></head><body>",
@@ -343,8 +351,9 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
     log(f"report: wrote {out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir}/index.html "
         f"({len(charts)} chart(s))")
     if docs:
-        if update_docs(med_rows, latest):
-            log(f"report: updated the medians table in {DOCS_FILE.relative_to(ROOT)}")
+        shown = docs_file.relative_to(ROOT) if docs_file.is_relative_to(ROOT) else docs_file
+        if update_docs(med_rows, latest, docs_file):
+            log(f"report: updated the medians table in {shown}")
         else:
-            log(f"report: {DOCS_FILE.relative_to(ROOT)} has no medians markers; not updated")
+            log(f"report: {shown} has no medians markers; not updated")
     return out_dir / "index.html"

@@ -39,8 +39,8 @@ class Target:
     binary: str
     benchmark: str
     unit: str
-    plan_bound: float | None
-    goal: float | None
+    plan_bound: float | None = None
+    goal: float | None = None
     what: str = ""
     source: str = ""
     relative_to: str | None = None
