@@ -1,0 +1,141 @@
+// Data movement: mov and its extending forms, cmovcc, xchg, bswap, lea,
+// push/pop, the rax/rdx sign-extension family.
+#include "x86/lifter.hpp"
+
+namespace vm::translate::x86 {
+namespace {
+
+using ir::CmpPred;
+
+bool is_segment(const Lifter& l, int i) {
+  return l.is_reg(i) && ZydisRegisterGetClass(l.op(i).reg.value) == ZYDIS_REGCLASS_SEGMENT;
+}
+
+LiftStatus lift_mov(Lifter& l, int) {
+  if (is_segment(l, 0) || is_segment(l, 1)) return LiftStatus::Unsupported;
+  if (l.is_reg(0) && ZydisRegisterGetClass(l.op(0).reg.value) > ZYDIS_REGCLASS_GPR64) return LiftStatus::Unsupported;
+  if (l.is_reg(1) && ZydisRegisterGetClass(l.op(1).reg.value) > ZYDIS_REGCLASS_GPR64) return LiftStatus::Unsupported;
+  l.write(0, l.read_as(1, l.type(0)));
+  return LiftStatus::Continue;
+}
+
+enum ExtKind { kZero, kSign };
+
+LiftStatus lift_extend(Lifter& l, int kind) {
+  Value v = l.read(1);
+  Type t = l.type(0);
+  if (v.type != t) v = kind == kSign ? l.b.sext(v, t) : l.b.zext(v, t);
+  l.write(0, v);
+  return LiftStatus::Continue;
+}
+
+LiftStatus lift_cmov(Lifter& l, int) {
+  // The source is read (and may fault) whether or not the condition holds,
+  // and a 32-bit destination is zero-extended either way.
+  Value src = l.read(1);
+  Value dst = l.read(0);
+  l.write(0, l.b.select(l.cond(l.in.zi.opcode & 0xf), src, dst));
+  return LiftStatus::Continue;
+}
+
+LiftStatus lift_xchg(Lifter& l, int) {
+  if (l.is_mem(0) || l.is_mem(1)) {
+    // xchg with memory is implicitly locked.
+    int m = l.is_mem(0) ? 0 : 1;
+    int r = 1 - m;
+    Value old = l.b.atomic_rmw(ir::RmwOp::Xchg, l.address(m), l.read(r));
+    l.write(r, old);
+    return LiftStatus::Continue;
+  }
+  Value a = l.read(0), b = l.read(1);
+  l.write(0, b);
+  l.write(1, a);
+  return LiftStatus::Continue;
+}
+
+LiftStatus lift_bswap(Lifter& l, int) {
+  if (l.bits(0) == 16) return LiftStatus::Unsupported;  // undefined result per SDM
+  l.write(0, l.b.unary(ir::Opcode::Bswap, l.read(0)));
+  return LiftStatus::Continue;
+}
+
+LiftStatus lift_lea(Lifter& l, int) {
+  l.write(0, l.b.zext_or_trunc(l.address(1), l.type(0)));
+  return LiftStatus::Continue;
+}
+
+LiftStatus lift_push(Lifter& l, int) {
+  if (is_segment(l, 0)) return LiftStatus::Unsupported;
+  Type t = *ir::int_type(l.opsize());
+  Value v = l.read_as(0, t);
+  l.set_gpr(4, l.push_value(v));
+  return LiftStatus::Continue;
+}
+
+LiftStatus lift_pop(Lifter& l, int) {
+  if (is_segment(l, 0)) return LiftStatus::Unsupported;
+  Type t = *ir::int_type(l.opsize());
+  Value rsp = l.gpr(4, Type::I64);
+  Value v = l.b.load(t, rsp);
+  Value new_rsp = l.b.add(rsp, l.c(Type::I64, ir::type_bytes(t)));
+  if (l.is_mem(0)) {
+    // A memory destination based on rsp sees the already incremented rsp.
+    Value addr = l.address(0);
+    if (l.op(0).mem.base == ZYDIS_REGISTER_RSP) addr = l.b.add(addr, l.c(Type::I64, ir::type_bytes(t)));
+    l.b.store(addr, v);
+    l.set_gpr(4, new_rsp);
+    return LiftStatus::Continue;
+  }
+  // pop rsp: the loaded value wins over the increment.
+  l.set_gpr(4, new_rsp);
+  l.write(0, v);
+  return LiftStatus::Continue;
+}
+
+// cbw/cwde/cdqe: sign-extend the low half of the accumulator into all of it.
+LiftStatus lift_widen_acc(Lifter& l, int) {
+  uint32_t w = l.opsize();
+  Type full = *ir::int_type(w), half = *ir::int_type(w / 2);
+  Value v = l.b.sext(l.gpr(0, half), full);
+  if (w == 64 || w == 32) l.set_gpr(0, v); else l.set_state(X86Reg::Rax, v);
+  return LiftStatus::Continue;
+}
+
+// cwd/cdq/cqo: fill rdx with the accumulator's sign.
+LiftStatus lift_sign_fill(Lifter& l, int) {
+  Type t = *ir::int_type(l.opsize());
+  Value a = l.gpr(0, t);
+  Value fill = l.b.ashr(a, l.c(t, ir::type_bits(t) - 1));
+  if (t == Type::I16) l.set_state(X86Reg::Rdx, fill); else l.set_gpr(2, fill);
+  return LiftStatus::Continue;
+}
+
+#define CMOV(cc) {ZYDIS_MNEMONIC_CMOV##cc, InsnClass::Move, lift_cmov, 0, "r16/32/64, r/m"}
+
+constexpr LiftEntry kEntries[] = {
+    {ZYDIS_MNEMONIC_MOV, InsnClass::Move, lift_mov, 0, "r/m, r/imm; r, r/m; moffs forms (segment registers: unsupported)"},
+    {ZYDIS_MNEMONIC_MOVZX, InsnClass::Move, lift_extend, kZero, "r16/32/64, r/m8; r32/64, r/m16"},
+    {ZYDIS_MNEMONIC_MOVSX, InsnClass::Move, lift_extend, kSign, "r16/32/64, r/m8; r32/64, r/m16"},
+    {ZYDIS_MNEMONIC_MOVSXD, InsnClass::Move, lift_extend, kSign, "r64, r/m32; r32, r/m32"},
+    {ZYDIS_MNEMONIC_MOVNTI, InsnClass::Move, lift_mov, 0, "m32/64, r (non-temporal hint ignored)"},
+    CMOV(O), CMOV(NO), CMOV(B), CMOV(NB), CMOV(Z), CMOV(NZ), CMOV(BE), CMOV(NBE),
+    CMOV(S), CMOV(NS), CMOV(P), CMOV(NP), CMOV(L), CMOV(NL), CMOV(LE), CMOV(NLE),
+    {ZYDIS_MNEMONIC_XCHG, InsnClass::Move, lift_xchg, 0, "r, r; r/m, r (memory forms are atomic)"},
+    {ZYDIS_MNEMONIC_BSWAP, InsnClass::Move, lift_bswap, 0, "r32, r64 (r16: unsupported, undefined)"},
+    {ZYDIS_MNEMONIC_LEA, InsnClass::Move, lift_lea, 0, "r16/32/64, m (incl. address-size override)"},
+    {ZYDIS_MNEMONIC_PUSH, InsnClass::Move, lift_push, 0, "r/m16/64, imm8/16/32"},
+    {ZYDIS_MNEMONIC_POP, InsnClass::Move, lift_pop, 0, "r/m16/64 (pop rsp and rsp-based memory per SDM)"},
+    {ZYDIS_MNEMONIC_CBW, InsnClass::Move, lift_widen_acc, 0, "al -> ax"},
+    {ZYDIS_MNEMONIC_CWDE, InsnClass::Move, lift_widen_acc, 0, "ax -> eax"},
+    {ZYDIS_MNEMONIC_CDQE, InsnClass::Move, lift_widen_acc, 0, "eax -> rax"},
+    {ZYDIS_MNEMONIC_CWD, InsnClass::Move, lift_sign_fill, 0, "ax -> dx:ax"},
+    {ZYDIS_MNEMONIC_CDQ, InsnClass::Move, lift_sign_fill, 0, "eax -> edx:eax"},
+    {ZYDIS_MNEMONIC_CQO, InsnClass::Move, lift_sign_fill, 0, "rax -> rdx:rax"},
+};
+#undef CMOV
+
+}  // namespace
+
+std::span<const LiftEntry> move_entries() { return kEntries; }
+
+}  // namespace vm::translate::x86

@@ -1,0 +1,154 @@
+// String operations: movs, stos, lods, cmps, scas in all widths, with and
+// without rep/repe/repne, honouring DF and the address-size override.
+//
+// A block is straight-line code, so a rep-prefixed instruction executes one
+// iteration per block run and ends the block with Branch(again, pc, next):
+// it loops back to itself while the count (and for cmps/scas the ZF
+// condition) says so. Interrupting after any iteration is therefore exact.
+// With a zero count the instruction must not touch memory, but a straight-
+// line block cannot skip its accesses; they are redirected to the top of
+// the stack ([rsp], read and, for stores, written back unchanged), and all
+// register and flag writes are suppressed. The only observable difference
+// from hardware is a fault when rsp itself is unmapped.
+#include "x86/lifter.hpp"
+
+namespace vm::translate::x86 {
+namespace {
+
+using ir::CmpPred;
+using core::GuestAddr;
+
+enum Kind { kMovs, kStos, kLods, kCmps, kScas };
+
+struct StringOp {
+  Kind kind;
+  uint32_t bits;
+};
+
+LiftStatus lift_string(Lifter& l, StringOp s) {
+  Type t = *ir::int_type(s.bits);
+  Type at = l.in.zi.address_width == 32 ? Type::I32 : Type::I64;
+  uint64_t attrs = l.in.zi.attributes;
+  bool rep = (attrs & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE)) != 0;
+  bool compares = s.kind == kCmps || s.kind == kScas;
+  bool repe = compares && (attrs & ZYDIS_ATTRIB_HAS_REPE) != 0;
+  bool repne = compares && (attrs & ZYDIS_ATTRIB_HAS_REPNE) != 0;
+
+  Value run = l.b.i1(true);
+  Value rcx;
+  if (rep) {
+    rcx = l.gpr(1, at);
+    run = l.to_i1(rcx);
+  }
+  Value rsp = l.gpr(4, Type::I64);
+  auto guarded = [&](Value addr) { return rep ? l.b.select(run, addr, rsp) : addr; };
+
+  // Zydis lists the memory operands: [rdi] (es, destination) and [rsi]
+  // (ds or an override); address() applies segment base and address size.
+  int di_op = -1, si_op = -1;
+  for (int i = 0; i < l.in.zi.operand_count; ++i) {
+    if (!l.is_mem(i)) continue;
+    ZydisRegister base = l.op(i).mem.base;
+    if (base == ZYDIS_REGISTER_RDI || base == ZYDIS_REGISTER_EDI) di_op = i;
+    if (base == ZYDIS_REGISTER_RSI || base == ZYDIS_REGISTER_ESI) si_op = i;
+  }
+  Value acc = l.gpr(0, t);
+  Value src, dst_val;
+  switch (s.kind) {
+    case kMovs: {
+      src = l.b.load(t, guarded(l.address(si_op)));
+      Value daddr = guarded(l.address(di_op));
+      if (rep) src = l.b.select(run, src, l.b.load(t, daddr));
+      l.b.store(daddr, src);
+      break;
+    }
+    case kStos: {
+      Value daddr = guarded(l.address(di_op));
+      Value v = rep ? l.b.select(run, acc, l.b.load(t, daddr)) : acc;
+      l.b.store(daddr, v);
+      break;
+    }
+    case kLods: src = l.b.load(t, guarded(l.address(si_op))); break;
+    case kCmps:
+      src = l.b.load(t, guarded(l.address(si_op)));
+      dst_val = l.b.load(t, guarded(l.address(di_op)));
+      break;
+    case kScas: dst_val = l.b.load(t, guarded(l.address(di_op))); break;
+  }
+
+  // Register and flag updates, each suppressed when a rep count is zero.
+  auto keep = [&](Value v, Value old) { return rep ? l.b.select(run, v, old) : v; };
+  Value df = l.flag(X86Reg::Df);
+  Value step = l.b.select(df, l.c(at, -static_cast<uint64_t>(s.bits / 8)), l.c(at, s.bits / 8));
+  auto advance = [&](unsigned n) {
+    Value old = l.gpr(n, at);
+    l.set_gpr(n, keep(l.b.add(old, step), old));
+  };
+  if (s.kind == kMovs || s.kind == kLods || s.kind == kCmps) advance(6);
+  if (s.kind != kLods) advance(7);
+  if (s.kind == kLods) {
+    Value v = keep(src, acc);
+    if (t == Type::I8 || t == Type::I16) l.set_state(X86Reg::Rax, v); else l.set_gpr(0, v);
+  }
+  Value zf_after;
+  if (compares) {
+    Value a = s.kind == kCmps ? src : acc;
+    Value b = dst_val;
+    Value r = l.b.sub(a, b);
+    Value f = l.b.i1(false);
+    auto set = [&](X86Reg reg, Value v) { l.set_flag(reg, keep(v, l.flag(reg))); };
+    set(X86Reg::Cf, l.b.sub_borrow(a, b, f));
+    set(X86Reg::Of, l.b.sub_overflow(a, b, f));
+    set(X86Reg::Af, aux_carry(l, a, b, r));
+    zf_after = l.is_zero(r);
+    set(X86Reg::Zf, zf_after);
+    set(X86Reg::Sf, l.msb(r));
+    set(X86Reg::Pf, l.b.parity(t == Type::I8 ? r : l.b.trunc(r, Type::I8)));
+  }
+  if (!rep) return LiftStatus::Continue;
+
+  Value new_rcx = l.b.sub(rcx, l.c(at, 1));
+  l.set_gpr(1, keep(new_rcx, rcx));
+  Value again = l.b.and_(run, l.to_i1(new_rcx));
+  if (repe) again = l.b.and_(again, zf_after);
+  if (repne) again = l.b.and_(again, l.b.xor_(zf_after, l.b.i1(true)));
+  l.b.branch(again, GuestAddr(l.in.pc), GuestAddr(l.next_pc()));
+  return LiftStatus::EndBlock;
+}
+
+template <Kind K, uint32_t Bits>
+LiftStatus lift(Lifter& l, int) {
+  return lift_string(l, {K, Bits});
+}
+
+// movsd and cmpsd are also SSE2 mnemonics (0F-map encodings).
+LiftStatus lift_movsd(Lifter& l, int) {
+  if (l.in.zi.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) return lift_sse_movsd(l);
+  return lift_string(l, {kMovs, 32});
+}
+LiftStatus lift_cmpsd(Lifter& l, int) {
+  if (l.in.zi.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) return lift_sse_cmpsd(l);
+  return lift_string(l, {kCmps, 32});
+}
+
+#define STR(m, k, bits, forms) {ZYDIS_MNEMONIC_##m, InsnClass::String, lift<k, bits>, 0, forms}
+
+constexpr LiftEntry kEntries[] = {
+    STR(MOVSB, kMovs, 8, "rep"), STR(MOVSW, kMovs, 16, "rep"),
+    {ZYDIS_MNEMONIC_MOVSD, InsnClass::String, lift_movsd, 0, "rep (string form; the SSE2 form is listed under SSE)"},
+    STR(MOVSQ, kMovs, 64, "rep"),
+    STR(STOSB, kStos, 8, "rep"), STR(STOSW, kStos, 16, "rep"), STR(STOSD, kStos, 32, "rep"), STR(STOSQ, kStos, 64, "rep"),
+    STR(LODSB, kLods, 8, "rep"), STR(LODSW, kLods, 16, "rep"), STR(LODSD, kLods, 32, "rep"), STR(LODSQ, kLods, 64, "rep"),
+    STR(CMPSB, kCmps, 8, "repe, repne"), STR(CMPSW, kCmps, 16, "repe, repne"),
+    {ZYDIS_MNEMONIC_CMPSD, InsnClass::String, lift_cmpsd, 0, "repe, repne (string form; the SSE2 form is listed under SSE)"},
+    STR(CMPSQ, kCmps, 64, "repe, repne"),
+    STR(SCASB, kScas, 8, "repe, repne"), STR(SCASW, kScas, 16, "repe, repne"), STR(SCASD, kScas, 32, "repe, repne"),
+    STR(SCASQ, kScas, 64, "repe, repne"),
+};
+#undef STR
+
+}  // namespace
+
+std::span<const LiftEntry> string_entries() { return kEntries; }
+
+}  // namespace vm::translate::x86
