@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 RESULTS_DIR = pathlib.Path(os.environ.get("VM_BENCH_RESULTS", ROOT / "bench-results"))
 REPORT_DIR = pathlib.Path(os.environ.get("VM_BENCH_REPORT", ROOT / "bench-report"))
-TARGETS_FILE = ROOT / "benches" / "targets.json"
+TARGETS_FILE = pathlib.Path(os.environ.get("VM_BENCH_TARGETS", ROOT / "benches" / "targets.json"))
 GATE_CONFIG_FILE = ROOT / "benches" / "callgrind-gate.json"
 GATE_BASELINE_FILE = ROOT / "benches" / "callgrind-baseline.json"
 DOCS_FILE = ROOT / "docs" / "benchmarks.md"
