@@ -219,6 +219,65 @@ class StoreAndReportTest(TempStore):
         self.assertIn("| b/y | 5 ns | — | — | tracked |", text)
 
 
+# A stand-in for a Google Benchmark binary, for testing the smoke check's
+# handling of binaries: it answers --benchmark_list_tests and writes JSON like
+# the real library, and misbehaves as its name says.
+FAKE_BINARY = """#!{python}
+import json, sys
+mode = sys.argv[0].rsplit("/", 1)[-1]
+names = ["a/1", "a/2", "b"]
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+if args.get("--benchmark_list_tests") == "true":
+    print("\\n".join(names)); sys.exit(0)
+if mode == "crashes":
+    sys.exit(134)
+entries = []
+for n in names:
+    if mode == "drops" and n == "b":
+        continue
+    e = {{"name": n, "run_name": n, "run_type": "iteration", "iterations": 1,
+          "real_time": 1.0, "cpu_time": 1.0, "time_unit": "ns"}}
+    if mode == "errors" and n == "a/2":
+        e.update(error_occurred=True, error_message="set-up failed")
+    entries.append(e)
+open(args["--benchmark_out"], "w").write(json.dumps({{"benchmarks": entries}}))
+"""
+
+
+class SmokeTest(unittest.TestCase):
+    def test_smoke_catches_crashes_errors_and_missing_benchmarks(self):
+        import importlib.util
+        import sys
+        import types
+        # The entry module, loaded under its own name (its main() is guarded).
+        spec = importlib.util.spec_from_file_location(
+            "bench_main", pathlib.Path(__file__).with_name("__main__.py"))
+        main = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(main)
+        with tempfile.TemporaryDirectory() as tmp:
+            bins = []
+            for mode in ("good", "crashes", "errors", "drops"):
+                p = pathlib.Path(tmp) / mode
+                p.write_text(FAKE_BINARY.format(python=sys.executable))
+                p.chmod(0o755)
+                bins.append(p)
+            lines = []
+            main.log = lines.append
+            args = types.SimpleNamespace(filter=None)
+            ts = [tg.Target("good", "c", "ns")]
+            self.assertEqual(main.smoke(args, bins[:1], ts), 0)
+            self.assertTrue(any("matches no benchmark" in line for line in lines))
+            for bad in bins[1:]:
+                lines.clear()
+                self.assertEqual(main.smoke(args, [bad], []), 1, bad.name)
+            lines.clear()
+            main.smoke(args, bins, [])
+            text = "\n".join(lines)
+            self.assertIn("exit code 134", text)
+            self.assertIn("a/2: set-up failed", text)
+            self.assertIn("b: did not run", text)
+
+
 class GateTest(unittest.TestCase):
     def test_totals_needs_a_complete_dump(self):
         with tempfile.TemporaryDirectory() as tmp:
