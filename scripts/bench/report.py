@@ -59,7 +59,10 @@ def _target_lines(binary: str, names: list[str], targets: list[tg.Target]) -> li
     return [(kind, ns, label) for (kind, ns), label in sorted(lines.items(), key=lambda kv: kv[0][1])]
 
 
-def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: pathlib.Path) -> None:
+def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: pathlib.Path,
+                verdicts: dict | None = None) -> None:
+    """verdicts: benchmark name -> Change of the latest run against the
+    previous one; significant moves are annotated on the last point."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -85,8 +88,15 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
         unit, scale = _pick_unit(max(span) if span else 1.0)
         for name in names:
             ys = [None if v is None else v / scale for v in series[family][name]]
-            ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.5,
-                    label=name[len(family):].lstrip("/") or name)
+            (line,) = ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.5,
+                              label=name[len(family):].lstrip("/") or name)
+            change = (verdicts or {}).get(name)
+            if change is not None and change.status in ("regression", "improvement") and ys[-1] is not None:
+                color = "#c0392b" if change.status == "regression" else "#27ae60"
+                ax.plot([xs[-1]], [ys[-1]], marker="o", markersize=11, markerfacecolor="none",
+                        markeredgecolor=color, markeredgewidth=2)
+                ax.annotate(f"{change.change:+.0%}", (xs[-1], ys[-1]), textcoords="offset points",
+                            xytext=(-8, 8), ha="right", fontsize=8, color=color, fontweight="bold")
         for kind, ns, label in lines:
             ax.axhline(ns / scale, color="#c0392b" if kind == "plan bound" else "#27ae60",
                        linestyle="--" if kind == "plan bound" else ":", linewidth=1.6, label=label)
@@ -279,7 +289,8 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
     for binary in sorted(latest):
         history = [r for r in runs if binary in r.binaries()]
         png = out_dir / f"trend-{binary}.png"
-        trend_chart(binary, history, targets, png)
+        verdicts = {c.name: c for comp in vs_prev if comp.binary == binary for c in comp.changes}
+        trend_chart(binary, history, targets, png, verdicts)
         if png.is_file():
             charts.append(png)
 
@@ -327,7 +338,8 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
         _comparison_html(base_title, vs_base),
         "<h2>Trends</h2>",
         "<p class='meta'>Median of each benchmark per stored run; red dashed = plan bound, "
-        "green dotted = our goal.</p>",
+        "green dotted = our goal; a circled last point is a significant move against the "
+        "previous run (red slower, green faster).</p>",
         *[f"<h3>{_e(p.stem[len('trend-'):])}</h3><img src='{p.name}' alt='{_e(p.stem)}'>" for p in charts],
         "<h2>All medians</h2>",
         _html_table(("benchmark", "median", "plan bound", "goal", "status"), med_rows,
