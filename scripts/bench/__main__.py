@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -20,6 +21,22 @@ import time
 
 # No __pycache__ next to the sources: the checkout stays clean.
 sys.dont_write_bytecode = True
+
+
+def _ensure_debian_python() -> None:
+    """Debian's matplotlib and scipy live in /usr/bin/python3; a python3
+    found first in PATH (pyenv, venv) may lack them, so switch over."""
+    try:
+        import matplotlib  # noqa: F401
+        import scipy  # noqa: F401
+    except ImportError:
+        system = "/usr/bin/python3"
+        if os.path.realpath(sys.executable) != os.path.realpath(system) and os.access(system, os.X_OK):
+            os.execv(system, [system, *sys.argv])
+        raise SystemExit("bench: python3-matplotlib and python3-scipy are needed (scripts/install-deps)")
+
+
+_ensure_debian_python()
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import comparison  # noqa: E402
@@ -183,6 +200,8 @@ def run_all(args, binaries: list[pathlib.Path]) -> tuple[store.Run | None, int]:
         meta.setdefault("seconds", {})[binary.name] = round(secs, 1)
     if ran == 0:
         shutil.rmtree(path)
+        if args.filter and rc == 0:
+            log(f"bench: no benchmark matches --filter {args.filter!r}; nothing stored")
         return None, rc
     meta["run_id"] = run_id
     runner.write_json(path / "meta.json", meta)
@@ -282,7 +301,9 @@ def cmd_bench(args) -> int:
             log(f"bench: saved run {current.run_id} as baseline '{args.save_baseline}'")
 
     rows = tg.evaluate(targets, store.latest_per_binary(runs))
-    log("\nTargets (benches/targets.json):")
+    shown = store.TARGETS_FILE.relative_to(store.ROOT) if store.TARGETS_FILE.is_relative_to(store.ROOT) \
+        else store.TARGETS_FILE
+    log(f"\nTargets ({shown}):")
     for line in tg.table_lines(rows):
         log("  " + line)
     missed = [r for r in rows if r.status == tg.FAIL]
