@@ -26,10 +26,8 @@ sys.dont_write_bytecode = True
 def _ensure_debian_python() -> None:
     """Debian's matplotlib and scipy live in /usr/bin/python3; a python3
     found first in PATH (pyenv, venv) may lack them, so switch over."""
-    try:
-        import matplotlib  # noqa: F401
-        import scipy  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if not all(importlib.util.find_spec(m) for m in ("matplotlib", "scipy")):
         system = "/usr/bin/python3"
         if os.path.realpath(sys.executable) != os.path.realpath(system) and os.access(system, os.X_OK):
             os.execv(system, [system, *sys.argv])
