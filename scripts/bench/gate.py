@@ -74,8 +74,9 @@ def _totals(path: pathlib.Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def measure(entry: GateEntry, bin_dir: pathlib.Path) -> float:
-    """Instructions per iteration of one benchmark. Raises RuntimeError."""
+def measure(entry: GateEntry, bin_dir: pathlib.Path) -> tuple[float, str | None]:
+    """Instructions per iteration of one benchmark, and a warning when the
+    counts do not look like a 10x iteration sequence. Raises RuntimeError."""
     binary = bin_dir / entry.binary
     if not binary.is_file():
         raise RuntimeError(f"binary {binary} not built")
@@ -118,7 +119,19 @@ def measure(entry: GateEntry, bin_dir: pathlib.Path) -> float:
         if lo is None:
             raise RuntimeError(f"callgrind dump {lo_part} missing")
         n_hi, n_lo = entry.iterations, entry.iterations // 10
-        return (hi - lo) / (n_hi - n_lo)
+        per_iteration = (hi - lo) / (n_hi - n_lo)
+        # Cross-check with the step below (N/100 -> N/10). A benchmark with its
+        # own MinTime() gets a time-dependent iteration sequence, which shows
+        # up here as two different per-iteration figures.
+        warning = None
+        lower = _totals(pathlib.Path(f"{out}.{lo_part - 2}")) if exponent >= 3 else None
+        if lower is not None and per_iteration > 0:
+            earlier = (lo - lower) / (n_lo - n_lo // 10)
+            if abs(earlier - per_iteration) / per_iteration > 0.05:
+                warning = (f"per-iteration count is not steady ({earlier:.1f} at {n_lo} iterations vs "
+                           f"{per_iteration:.1f} at {n_hi}): does the benchmark set MinTime(), or does "
+                           "its per-iteration work change as it runs?")
+        return per_iteration, warning
 
 
 def valgrind_version() -> str:
@@ -147,11 +160,13 @@ def run_gate(bin_dir: pathlib.Path, *, update: bool, meta: dict, only: str | Non
     for entry in entries:
         t0 = time.monotonic()
         try:
-            value = measure(entry, bin_dir)
+            value, warning = measure(entry, bin_dir)
         except RuntimeError as err:
             failures.append(f"{entry.key}: {err}")
             log(f"  ERROR   {entry.key}: {err}")
             continue
+        if warning:
+            log(f"  warning {entry.key}: {warning}")
         measured[entry.key] = {"instructions_per_iteration": round(value, 2),
                                "iterations": entry.iterations}
         base = baseline.get(entry.key, {}).get("instructions_per_iteration")
