@@ -241,6 +241,10 @@ constexpr Case kBitCases[] = {
     {"bsf rax, rbx", "rbx=0x100", "rax=8 zf=0"},
     {"bsr eax, ebx", "rbx=0x100 rax=-1", "rax=8 zf=0"},
     {"bsf rax, rbx", "rbx=0 rax=0x1234", "rax=0x1234 zf=1"},
+    // Unicorn zero-extends a 32-bit destination when the source is zero; the
+    // hardware leaves the whole register unchanged.
+    {"bsf eax, ebx", "rbx=0 rax=0x123456789", "rax=0x123456789 zf=1", Oracle::Native},
+    {"bsr eax, ebx", "rbx=0 rax=0x123456789", "rax=0x123456789 zf=1", Oracle::Native},
     {"tzcnt rax, rbx", "rbx=0", "rax=64 cf=1 zf=0"},
     {"tzcnt eax, ebx", "rbx=0x10", "rax=4 cf=0"},
     {"lzcnt rax, rbx", "rbx=1", "rax=63 cf=0 zf=0"},
@@ -284,6 +288,8 @@ constexpr Case kStringCases[] = {
     {"rep stosq", "rcx=2 rdi=0x200000 rax=0x4142", "m64[0x200000]=0x4142 m64[0x200008]=0x4142 rdi=0x200010"},
     {"lodsw", "rsi=0x200000 rax=-1 m16[0x200000]=0x1234", "rax=0xffffffffffff1234 rsi=0x200002"},
     {"lodsd", "rsi=0x200000 rax=-1 m32[0x200000]=0x1234", "rax=0x1234"},
+    // Found by the differential test: a zero-count rep lodsd leaves rax alone.
+    {"rep lodsd", "rcx=0 rsi=0x200000 rax=-1", "rax=0xffffffffffffffff rsi=0x200000"},
     {"repe cmpsb", "rcx=4 rsi=0x200000 rdi=0x200100 m32[0x200000]=0x44332211 m32[0x200100]=0x44992211",
      "rcx=1 rsi=0x200003 rdi=0x200103 zf=0 cf=1"},
     {"repne scasb", "rcx=100 rdi=0x200000 rax=0 m32[0x200000]=0x00616263", "rcx=96 rdi=0x200004 zf=1"},

@@ -87,8 +87,13 @@ LiftStatus lift_string(Lifter& l, StringOp s) {
   if (s.kind == kMovs || s.kind == kLods || s.kind == kCmps) advance(6);
   if (s.kind != kLods) advance(7);
   if (s.kind == kLods) {
-    Value v = keep(src, acc);
-    if (t == Type::I8 || t == Type::I16) l.set_state(X86Reg::Rax, v); else l.set_gpr(0, v);
+    if (t == Type::I8 || t == Type::I16) {
+      l.set_state(X86Reg::Rax, keep(src, acc));
+    } else {
+      // A skipped 32-bit load must not zero-extend rax: select on all 64 bits.
+      Value wide = t == Type::I32 ? l.b.zext(src, Type::I64) : src;
+      l.set_gpr(0, keep(wide, l.gpr(0, Type::I64)));
+    }
   }
   Value zf_after;
   if (compares) {

@@ -1,0 +1,1156 @@
+// vm-ir -> LLVM IR. One Lowerer builds one function for a block or a region.
+//
+// Guest registers are cached per register in SSA values of their storage
+// type (i1 for flags, iN for integer registers, <2 x i64> for xmm) and written
+// back only when control leaves: at exits (including the side exits of
+// run-time traps, which store the registers dirty at that point, so faults are
+// precise) and before helper calls, after which the cache is empty. Float
+// semantics follow the interpreter bit for bit: NaN results are fixed up in
+// the integer domain to x86's rules (first NaN operand quieted, else the
+// default NaN 0xffc00000 / 0xfff8...), so AArch64 and RISC-V hosts with other
+// default NaNs give x86 answers, and rounding modifiers other than
+// nearest-even switch the host rounding mode with llvm.set.rounding around
+// constrained (strictfp) operations.
+#include <array>
+#include <optional>
+#include <unordered_map>
+
+#include <llvm/ADT/StringMap.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsAArch64.h>
+#include <llvm/IR/IntrinsicsX86.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/MDBuilder.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include "vm/ir/verifier.hpp"
+#include "vm/translate/llvm_lowering.hpp"
+
+namespace vm::translate {
+
+std::string_view memory_strategy_name(MemoryStrategy s) {
+  return s == MemoryStrategy::Direct ? "direct" : "softmmu";
+}
+
+namespace {
+
+using core::ErrorCode;
+using core::RegKind;
+using ir::Lane;
+using ir::Opcode;
+using ir::Rounding;
+using ir::TermKind;
+using ir::Type;
+using llvm::Value;
+
+constexpr uint32_t kNearest = 1;  // llvm.set.rounding / FLT_ROUNDS encoding of nearest-even
+
+class Lowerer {
+public:
+  Lowerer(llvm::Module& module, const LoweringOptions& options)
+      : mod_(module), ctx_(module.getContext()), b_(ctx_), opts_(options) {}
+
+  core::Result<LoweredFunction> run(std::span<const ir::IRBlock> blocks) {
+    if (blocks.empty()) return core::fail(ErrorCode::InvalidArgument, "nothing to lower");
+    for (const auto& blk : blocks) {
+      if (auto v = ir::verify(blk); !v) return std::unexpected(v.error());
+    }
+    if (mod_.getFunction(opts_.function_name))
+      return core::failf(ErrorCode::AlreadyExists, "function {} already exists", opts_.function_name);
+
+    i8_ = b_.getInt8Ty();
+    i32_ = b_.getInt32Ty();
+    i64_ = b_.getInt64Ty();
+    ptr_ = b_.getPtrTy();
+    v128_ = llvm::FixedVectorType::get(i64_, 2);
+    auto* fty = llvm::FunctionType::get(i64_, {ptr_, ptr_}, false);
+    fn_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, opts_.function_name, mod_);
+    fn_->addParamAttr(0, llvm::Attribute::NoAlias);
+    fn_->addParamAttr(0, llvm::Attribute::NoCapture);
+    fn_->addParamAttr(1, llvm::Attribute::NoCapture);
+    fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    fn_->addFnAttr("frame-pointer", "none");
+    state_ = fn_->getArg(0);
+    mem_ = fn_->getArg(1);
+    state_->setName("state");
+    mem_->setName("mem");
+
+    for (const auto& blk : blocks)
+      for (const auto& op : blk.ops)
+        if (ir::opcode_info(op.opcode).mod == ir::ModKind::Round && static_cast<Rounding>(op.mod) != Rounding::Rne)
+          strict_ = true;
+    if (strict_) {
+      fn_->addFnAttr(llvm::Attribute::StrictFP);
+      b_.setIsFPConstrained(true);
+      b_.setDefaultConstrainedRounding(llvm::RoundingMode::Dynamic);
+      b_.setDefaultConstrainedExcept(llvm::fp::ebIgnore);
+    }
+
+    auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
+    b_.SetInsertPoint(entry);
+    slow_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 16), nullptr, "slowbuf");
+    slow_buf_->setAlignment(llvm::Align(16));
+    operand_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 32), nullptr, "operands");
+    operand_buf_->setAlignment(llvm::Align(16));
+    if (opts_.memory == MemoryStrategy::Direct) {
+      guest_base_ = b_.CreateLoad(ptr_, mem_field(kMemCtxGuestBase), "guest_base");
+      region_mask_ = b_.CreateLoad(i64_, mem_field(kMemCtxRegionMask), "region_mask");
+    } else {
+      tlb_ = b_.CreateLoad(ptr_, mem_field(kMemCtxTlb), "tlb");
+    }
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      block_entries_.push_back(llvm::BasicBlock::Create(ctx_, fmt::format("block_{:x}", blocks[i].start_pc.value()), fn_));
+      region_index_.emplace(blocks[i].start_pc.value(), i);
+    }
+    b_.CreateBr(block_entries_[0]);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      b_.SetInsertPoint(block_entries_[i]);
+      reset_block_state();
+      if (auto r = lower_block_body(blocks[i]); !r) return std::unexpected(r.error());
+    }
+
+    std::string err;
+    llvm::raw_string_ostream os(err);
+    if (llvm::verifyFunction(*fn_, &os)) {
+      fn_->eraseFromParent();
+      return core::failf(ErrorCode::Internal, "lowering produced invalid LLVM IR: {}", os.str());
+    }
+    LoweredFunction out;
+    out.function = fn_;
+    out.chain_slots = std::move(chain_slots_);
+    for (const auto& bb : *fn_) out.ir_instructions += static_cast<uint32_t>(bb.size());
+    return out;
+  }
+
+private:
+  struct RegCache {
+    Value* value = nullptr;
+    bool dirty = false;
+  };
+
+  llvm::Module& mod_;
+  llvm::LLVMContext& ctx_;
+  llvm::IRBuilder<> b_;
+  const LoweringOptions& opts_;
+  llvm::Function* fn_ = nullptr;
+  Value* state_ = nullptr;
+  Value* mem_ = nullptr;
+  llvm::IntegerType* i8_ = nullptr;
+  llvm::IntegerType* i32_ = nullptr;
+  llvm::IntegerType* i64_ = nullptr;
+  llvm::PointerType* ptr_ = nullptr;
+  llvm::FixedVectorType* v128_ = nullptr;
+  llvm::AllocaInst* slow_buf_ = nullptr;
+  llvm::AllocaInst* operand_buf_ = nullptr;
+  Value* guest_base_ = nullptr;
+  Value* region_mask_ = nullptr;
+  Value* tlb_ = nullptr;
+  bool strict_ = false;
+
+  std::vector<llvm::BasicBlock*> block_entries_;
+  std::unordered_map<uint64_t, size_t> region_index_;
+  std::vector<ChainSlot> chain_slots_;
+
+  // Per-block state.
+  std::array<RegCache, core::kNumX86Regs> regs_{};
+  std::vector<Value*> vals_;
+  std::vector<Type> types_;
+  core::GuestAddr insn_pc_;
+  Value* cur_mode_ = nullptr;      // rounding mode currently installed (a constant or a run-time value)
+  Value* dyn_mode_ = nullptr;      // mode derived from mxcsr_for_mode_
+  Value* mxcsr_for_mode_ = nullptr;
+
+  // ------------------------------------------------------------ basics ----
+  Value* mem_field(size_t off) { return b_.CreateConstInBoundsGEP1_64(i8_, mem_, off); }
+  Value* state_field(uint64_t off) { return b_.CreateConstInBoundsGEP1_64(i8_, state_, off); }
+  llvm::ConstantInt* c32(uint64_t v) { return b_.getInt32(static_cast<uint32_t>(v)); }
+  llvm::ConstantInt* c64(uint64_t v) { return b_.getInt64(v); }
+
+  llvm::Type* ty(Type t) {
+    switch (t) {
+      case Type::Void: return b_.getVoidTy();
+      case Type::I1: return b_.getInt1Ty();
+      case Type::I8: return i8_;
+      case Type::I16: return b_.getInt16Ty();
+      case Type::I32: return i32_;
+      case Type::I64: return i64_;
+      case Type::I128: return b_.getInt128Ty();
+      case Type::F32: return b_.getFloatTy();
+      case Type::F64: return b_.getDoubleTy();
+      case Type::V128: return v128_;
+    }
+    return nullptr;
+  }
+  llvm::Type* lane_elem(Lane l) {
+    switch (l) {
+      case Lane::F32: return b_.getFloatTy();
+      case Lane::F64: return b_.getDoubleTy();
+      default: return b_.getIntNTy(ir::lane_bits(l));
+    }
+  }
+  llvm::FixedVectorType* lane_vec(Lane l) { return llvm::FixedVectorType::get(lane_elem(l), ir::lane_count(l)); }
+  llvm::FixedVectorType* int_lane_vec(Lane l) {
+    return llvm::FixedVectorType::get(b_.getIntNTy(ir::lane_bits(l)), ir::lane_count(l));
+  }
+  Value* as_lanes(Value* v, Lane l) { return b_.CreateBitCast(v, lane_vec(l)); }
+  Value* as_int_lanes(Value* v, Lane l) { return b_.CreateBitCast(v, int_lane_vec(l)); }
+  Value* to_v128(Value* v) { return b_.CreateBitCast(v, v128_); }
+
+  // Integer type of the same shape as a float (vector) type.
+  llvm::Type* int_like(llvm::Type* t) {
+    if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t))
+      return llvm::FixedVectorType::get(b_.getIntNTy(vt->getScalarSizeInBits()), vt->getNumElements());
+    return b_.getIntNTy(t->getPrimitiveSizeInBits());
+  }
+  Value* splat_like(llvm::Type* t, uint64_t v) {
+    auto* st = t->getScalarType();
+    uint32_t bits = st->getIntegerBitWidth();
+    llvm::Constant* c = llvm::ConstantInt::get(st, bits >= 64 ? v : v & ((uint64_t{1} << bits) - 1));
+    if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t)) return llvm::ConstantVector::getSplat(vt->getElementCount(), c);
+    return c;
+  }
+
+  // ------------------------------------------------- rounding modes ----
+  Value* mode_for(Rounding rm) {
+    switch (rm) {
+      case Rounding::Rne: return c32(1);
+      case Rounding::Rdn: return c32(3);
+      case Rounding::Rup: return c32(2);
+      case Rounding::Rtz: return c32(0);
+      case Rounding::Dyn: {
+        Value* mx = get_full(core::X86Reg::Mxcsr);
+        if (mx != mxcsr_for_mode_ || dyn_mode_ == nullptr) {
+          // MXCSR.RC 0..3 (nearest, down, up, zero) -> FLT_ROUNDS 1, 3, 2, 0, packed two bits each.
+          Value* rc = b_.CreateAnd(b_.CreateLShr(mx, 13), 3);
+          dyn_mode_ = b_.CreateAnd(b_.CreateLShr(c32(0x2d), b_.CreateShl(rc, 1)), 3, "dyn_mode");
+          mxcsr_for_mode_ = mx;
+        }
+        return dyn_mode_;
+      }
+    }
+    return c32(kNearest);
+  }
+  void install_mode(Value* mode) {
+    if (mode == cur_mode_) return;
+    b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {mode});
+    cur_mode_ = mode;
+  }
+  void ensure_rounding(Rounding rm) { install_mode(mode_for(rm)); }
+  // Host code outside (exits, helpers, slow paths) runs in the default mode.
+  void restore_nearest_for_exit() {
+    if (cur_mode_ != c32(kNearest)) b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {c32(kNearest)});
+  }
+
+  void reset_block_state() {
+    regs_.fill(RegCache{});
+    vals_.clear();
+    types_.clear();
+    cur_mode_ = c32(kNearest);
+    dyn_mode_ = nullptr;
+    mxcsr_for_mode_ = nullptr;
+  }
+
+  // ------------------------------------------------------ registers ----
+  static llvm::Align reg_align(const core::RegInfo& ri) {
+    return llvm::Align(ri.size >= 16 ? 16 : ri.size);
+  }
+  llvm::Type* reg_storage_ty(const core::RegInfo& ri) {
+    switch (ri.kind) {
+      case RegKind::Flag: return b_.getInt1Ty();
+      case RegKind::I16: return b_.getInt16Ty();
+      case RegKind::I32: return i32_;
+      case RegKind::I64: return i64_;
+      case RegKind::V128: return v128_;
+    }
+    return nullptr;
+  }
+  Value* get_full(core::X86Reg r) {
+    auto& c = regs_[static_cast<size_t>(r)];
+    if (c.value) return c.value;
+    const auto& ri = core::reg_info(r);
+    if (ri.kind == RegKind::Flag) {
+      Value* byte = b_.CreateLoad(i8_, state_field(ri.offset), std::string(ri.name));
+      c.value = b_.CreateTrunc(byte, b_.getInt1Ty());
+    } else {
+      c.value = b_.CreateAlignedLoad(reg_storage_ty(ri), state_field(ri.offset), reg_align(ri), std::string(ri.name));
+    }
+    return c.value;
+  }
+  void set_full(core::X86Reg r, Value* v) {
+    auto& c = regs_[static_cast<size_t>(r)];
+    c.value = v;
+    c.dirty = true;
+  }
+  // Writes every dirty register back to the state (the cache stays valid).
+  void store_dirty() {
+    for (size_t i = 0; i < regs_.size(); ++i) {
+      if (!regs_[i].dirty) continue;
+      const auto& ri = core::kX86Regs[i];
+      Value* v = regs_[i].value;
+      if (ri.kind == RegKind::Flag) v = b_.CreateZExt(v, i8_);
+      b_.CreateAlignedStore(v, state_field(ri.offset), reg_align(ri));
+    }
+  }
+  void flush_and_forget() {
+    store_dirty();
+    regs_.fill(RegCache{});
+    dyn_mode_ = nullptr;
+    mxcsr_for_mode_ = nullptr;
+  }
+
+  Value* read_reg(const ir::Op& op) {
+    auto r = static_cast<core::X86Reg>(op.aux);
+    const auto& ri = core::reg_info(r);
+    Value* full = get_full(r);
+    llvm::Type* t = ty(op.type);
+    uint32_t bits = ir::type_bits(op.type);
+    uint32_t off = static_cast<uint32_t>(op.imm);
+    if (ri.kind == RegKind::Flag) return full;
+    if (bits == ri.size * 8) return b_.CreateBitCast(full, t);
+    if (ri.kind == RegKind::V128 && (off * 8) % bits == 0) {
+      auto* vt = llvm::FixedVectorType::get(t, 128 / bits);
+      return b_.CreateExtractElement(b_.CreateBitCast(full, vt), off * 8 / bits);
+    }
+    Value* wide = b_.CreateBitCast(full, b_.getIntNTy(ri.size * 8));
+    if (off) wide = b_.CreateLShr(wide, off * 8);
+    return b_.CreateBitCast(b_.CreateTrunc(wide, b_.getIntNTy(bits)), t);
+  }
+  void write_reg(const ir::Op& op, Value* v, Type vt) {
+    auto r = static_cast<core::X86Reg>(op.aux);
+    const auto& ri = core::reg_info(r);
+    uint32_t bits = ir::type_bits(vt);
+    uint32_t off = static_cast<uint32_t>(op.imm);
+    if (ri.kind == RegKind::Flag) return set_full(r, v);
+    if (bits == ri.size * 8) return set_full(r, b_.CreateBitCast(v, reg_storage_ty(ri)));
+    Value* full = get_full(r);
+    if (ri.kind == RegKind::V128 && (off * 8) % bits == 0) {
+      auto* vec_t = llvm::FixedVectorType::get(ty(vt), 128 / bits);
+      Value* nv = b_.CreateInsertElement(b_.CreateBitCast(full, vec_t), v, off * 8 / bits);
+      return set_full(r, b_.CreateBitCast(nv, v128_));
+    }
+    auto* wt = b_.getIntNTy(ri.size * 8);
+    Value* wide = b_.CreateBitCast(full, wt);
+    llvm::APInt mask = llvm::APInt::getBitsSet(ri.size * 8, off * 8, off * 8 + bits);
+    Value* part = b_.CreateZExt(b_.CreateBitCast(v, b_.getIntNTy(bits)), wt);
+    if (off) part = b_.CreateShl(part, off * 8);
+    Value* merged = b_.CreateOr(b_.CreateAnd(wide, llvm::ConstantInt::get(wt, ~mask)), part);
+    set_full(r, b_.CreateBitCast(merged, reg_storage_ty(ri)));
+  }
+
+  // ----------------------------------------------------------- exits ----
+  Value* rip_ptr() { return state_field(core::reg_info(core::X86Reg::Rip).offset); }
+
+  // Leaves the function: registers and rip to the state, default rounding, return.
+  void emit_return(Value* rip, uint64_t code) {
+    store_dirty();
+    b_.CreateAlignedStore(rip, rip_ptr(), llvm::Align(8));
+    restore_nearest_for_exit();
+    b_.CreateRet(c64(code));
+  }
+  // A run-time trap at the current instruction when `cond` holds.
+  void side_exit(Value* cond, uint64_t code, const char* name) {
+    auto* exit_bb = llvm::BasicBlock::Create(ctx_, name, fn_);
+    auto* cont = llvm::BasicBlock::Create(ctx_, "cont", fn_);
+    b_.CreateCondBr(cond, exit_bb, cont, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+    b_.SetInsertPoint(exit_bb);
+    emit_return(c64(insn_pc_.value()), code);
+    b_.SetInsertPoint(cont);
+  }
+  // A direct exit to a static guest pc: an internal edge of the region, a
+  // chain slot, or a plain return.
+  void direct_exit(core::GuestAddr target, uint64_t code) {
+    if (auto it = region_index_.find(target.value()); it != region_index_.end()) {
+      store_dirty();
+      b_.CreateAlignedStore(c64(target.value()), rip_ptr(), llvm::Align(8));
+      restore_nearest_for_exit();
+      b_.CreateBr(block_entries_[it->second]);
+      return;
+    }
+    if (!opts_.chain_exits) return emit_return(c64(target.value()), code);
+    std::string name = fmt::format("{}.chain{}", opts_.function_name, chain_slots_.size());
+    auto* slot = new llvm::GlobalVariable(mod_, ptr_, false, llvm::GlobalValue::ExternalLinkage,
+                                          llvm::ConstantPointerNull::get(ptr_), name);
+    slot->setAlignment(llvm::Align(8));
+    chain_slots_.push_back(ChainSlot{name, target});
+    store_dirty();
+    b_.CreateAlignedStore(c64(target.value()), rip_ptr(), llvm::Align(8));
+    restore_nearest_for_exit();
+    Value* succ = b_.CreateAlignedLoad(ptr_, slot, llvm::Align(8), "succ");
+    auto* call_bb = llvm::BasicBlock::Create(ctx_, "chain", fn_);
+    auto* ret_bb = llvm::BasicBlock::Create(ctx_, "unchained", fn_);
+    b_.CreateCondBr(b_.CreateIsNotNull(succ), call_bb, ret_bb);
+    b_.SetInsertPoint(call_bb);
+    auto* call = b_.CreateCall(fn_->getFunctionType(), succ, {state_, mem_});
+    call->setTailCallKind(llvm::CallInst::TCK_MustTail);
+    b_.CreateRet(call);
+    b_.SetInsertPoint(ret_bb);
+    b_.CreateRet(c64(code));
+  }
+
+  // ---------------------------------------------------------- memory ----
+  static uint64_t fault_code() { return encode_exit(TermKind::Trap, ir::TrapReason::MemoryFault); }
+
+  // Host pointer for a direct access.
+  Value* direct_addr(Value* addr) { return b_.CreateGEP(i8_, guest_base_, b_.CreateAnd(addr, region_mask_)); }
+
+  // SoftMmu: emits the TLB check; returns the hit condition and the host
+  // pointer valid when it holds. `comparator_off` picks read or write.
+  std::pair<Value*, Value*> tlb_lookup(Value* addr, uint32_t size, size_t comparator_off) {
+    Value* index_mask = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, tlb_, core::kTlbFastIndexMaskOffset));
+    Value* table = b_.CreateLoad(ptr_, b_.CreateConstInBoundsGEP1_64(i8_, tlb_, core::kTlbFastTableOffset));
+    Value* tag = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, tlb_, core::kTlbFastTagOffset));
+    Value* idx = b_.CreateAnd(b_.CreateLShr(addr, core::kTlbIndexShift), index_mask);
+    Value* entry = b_.CreateGEP(i8_, table, idx);
+    Value* last = b_.CreateAdd(addr, c64(size - 1));
+    Value* want = b_.CreateOr(b_.CreateAnd(last, c64(core::kTlbPageMask)), tag);
+    Value* have = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, entry, comparator_off));
+    Value* hit = b_.CreateICmpEQ(have, want, "tlb_hit");
+    Value* addend = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, entry, core::kTlbEntryAddendOffset));
+    Value* host = b_.CreateIntToPtr(b_.CreateAdd(addr, addend), ptr_);
+    return {hit, host};
+  }
+
+  // Calls a slow path with the default rounding mode installed.
+  Value* call_slow(size_t field, llvm::FunctionType* fty, llvm::ArrayRef<Value*> args) {
+    Value* fnp = b_.CreateLoad(ptr_, mem_field(field));
+    if (cur_mode_ != c32(kNearest)) b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {c32(kNearest)});
+    Value* r = b_.CreateCall(fty, fnp, args);
+    if (cur_mode_ != c32(kNearest)) b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {cur_mode_});
+    return r;
+  }
+
+  Value* emit_load(Value* addr, llvm::Type* t, uint32_t bytes) {
+    if (opts_.memory == MemoryStrategy::Direct) return b_.CreateAlignedLoad(t, direct_addr(addr), llvm::Align(1));
+    auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryReadOffset);
+    auto* fast = llvm::BasicBlock::Create(ctx_, "ld_fast", fn_);
+    auto* slow = llvm::BasicBlock::Create(ctx_, "ld_slow", fn_);
+    auto* join = llvm::BasicBlock::Create(ctx_, "ld_join", fn_);
+    b_.CreateCondBr(hit, fast, slow, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+    b_.SetInsertPoint(fast);
+    Value* fv = b_.CreateAlignedLoad(t, host, llvm::Align(1));
+    b_.CreateBr(join);
+    b_.SetInsertPoint(slow);
+    auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, ptr_}, false);
+    Value* st = call_slow(kMemCtxLoadSlow, fty, {mem_, addr, c64(bytes), slow_buf_});
+    side_exit(b_.CreateICmpNE(st, c32(0)), fault_code(), "ld_fault");
+    Value* sv = b_.CreateAlignedLoad(t, slow_buf_, llvm::Align(1));
+    auto* slow_end = b_.GetInsertBlock();
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    auto* phi = b_.CreatePHI(t, 2);
+    phi->addIncoming(fv, fast);
+    phi->addIncoming(sv, slow_end);
+    return phi;
+  }
+
+  void emit_store(Value* addr, Value* v, uint32_t bytes) {
+    if (opts_.memory == MemoryStrategy::Direct) {
+      b_.CreateAlignedStore(v, direct_addr(addr), llvm::Align(1));
+      return;
+    }
+    auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryWriteOffset);
+    auto* fast = llvm::BasicBlock::Create(ctx_, "st_fast", fn_);
+    auto* slow = llvm::BasicBlock::Create(ctx_, "st_slow", fn_);
+    auto* join = llvm::BasicBlock::Create(ctx_, "st_join", fn_);
+    b_.CreateCondBr(hit, fast, slow, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+    b_.SetInsertPoint(fast);
+    b_.CreateAlignedStore(v, host, llvm::Align(1));
+    b_.CreateBr(join);
+    b_.SetInsertPoint(slow);
+    b_.CreateAlignedStore(v, slow_buf_, llvm::Align(1));
+    auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, ptr_}, false);
+    Value* st = call_slow(kMemCtxStoreSlow, fty, {mem_, addr, c64(bytes), slow_buf_});
+    side_exit(b_.CreateICmpNE(st, c32(0)), fault_code(), "st_fault");
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+  }
+
+  Value* emit_atomic(const ir::Op& op, Value* addr) {
+    uint32_t bytes = ir::type_bytes(op.type);
+    if (opts_.memory == MemoryStrategy::Direct) return atomic_on_host(op, direct_addr(addr));
+    auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryWriteOffset);
+    auto* fast = llvm::BasicBlock::Create(ctx_, "at_fast", fn_);
+    auto* slow = llvm::BasicBlock::Create(ctx_, "at_slow", fn_);
+    auto* join = llvm::BasicBlock::Create(ctx_, "at_join", fn_);
+    b_.CreateCondBr(hit, fast, slow, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+    b_.SetInsertPoint(fast);
+    Value* fv = atomic_on_host(op, host);
+    auto* fast_end = b_.GetInsertBlock();
+    b_.CreateBr(join);
+    b_.SetInsertPoint(slow);
+    b_.CreateAlignedStore(arg(op, 1), operand_buf_, llvm::Align(16));
+    uint32_t kind = static_cast<uint32_t>(op.mod);
+    if (op.opcode == Opcode::AtomicCmpxchg) {
+      b_.CreateAlignedStore(arg(op, 2), b_.CreateConstInBoundsGEP1_64(i8_, operand_buf_, 16), llvm::Align(16));
+      kind = kAtomicSlowCmpxchg;
+    }
+    auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, i32_, ptr_, ptr_}, false);
+    Value* st = call_slow(kMemCtxAtomicSlow, fty, {mem_, addr, c64(bytes), c32(kind), operand_buf_, slow_buf_});
+    side_exit(b_.CreateICmpNE(st, c32(0)), fault_code(), "at_fault");
+    Value* sv = b_.CreateAlignedLoad(ty(op.type), slow_buf_, llvm::Align(1));
+    auto* slow_end = b_.GetInsertBlock();
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    auto* phi = b_.CreatePHI(ty(op.type), 2);
+    phi->addIncoming(fv, fast_end);
+    phi->addIncoming(sv, slow_end);
+    return phi;
+  }
+
+  // Aligned accesses are real atomics; a misaligned one (legal on x86, a bus
+  // error on other hosts) is done as a plain read-modify-write.
+  Value* atomic_on_host(const ir::Op& op, Value* host) {
+    uint32_t bytes = ir::type_bytes(op.type);
+    llvm::Type* t = ty(op.type);
+    Value* addr_bits = b_.CreatePtrToInt(host, i64_);
+    Value* aligned = b_.CreateICmpEQ(b_.CreateAnd(addr_bits, c64(bytes - 1)), c64(0));
+    auto* at_bb = llvm::BasicBlock::Create(ctx_, "atomic", fn_);
+    auto* plain_bb = llvm::BasicBlock::Create(ctx_, "unaligned", fn_);
+    auto* join = llvm::BasicBlock::Create(ctx_, "atomic_join", fn_);
+    b_.CreateCondBr(aligned, at_bb, plain_bb, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+    Value* a1 = arg(op, 1);
+    Value* a2 = op.opcode == Opcode::AtomicCmpxchg ? arg(op, 2) : nullptr;
+
+    b_.SetInsertPoint(at_bb);
+    Value* old_atomic = nullptr;
+    if (op.opcode == Opcode::AtomicCmpxchg) {
+      auto* cx = b_.CreateAtomicCmpXchg(host, a1, a2, llvm::MaybeAlign(bytes), llvm::AtomicOrdering::SequentiallyConsistent,
+                                        llvm::AtomicOrdering::SequentiallyConsistent);
+      old_atomic = b_.CreateExtractValue(cx, 0);
+    } else {
+      old_atomic = b_.CreateAtomicRMW(rmw_kind(static_cast<ir::RmwOp>(op.mod)), host, a1, llvm::MaybeAlign(bytes),
+                                      llvm::AtomicOrdering::SequentiallyConsistent);
+    }
+    b_.CreateBr(join);
+
+    b_.SetInsertPoint(plain_bb);
+    Value* old_plain = b_.CreateAlignedLoad(t, host, llvm::Align(1));
+    Value* neu = nullptr;
+    if (op.opcode == Opcode::AtomicCmpxchg) {
+      neu = b_.CreateSelect(b_.CreateICmpEQ(old_plain, a1), a2, old_plain);
+    } else {
+      switch (static_cast<ir::RmwOp>(op.mod)) {
+        case ir::RmwOp::Xchg: neu = a1; break;
+        case ir::RmwOp::Add: neu = b_.CreateAdd(old_plain, a1); break;
+        case ir::RmwOp::Sub: neu = b_.CreateSub(old_plain, a1); break;
+        case ir::RmwOp::And: neu = b_.CreateAnd(old_plain, a1); break;
+        case ir::RmwOp::Or: neu = b_.CreateOr(old_plain, a1); break;
+        case ir::RmwOp::Xor: neu = b_.CreateXor(old_plain, a1); break;
+      }
+    }
+    b_.CreateAlignedStore(neu, host, llvm::Align(1));
+    b_.CreateBr(join);
+
+    b_.SetInsertPoint(join);
+    auto* phi = b_.CreatePHI(t, 2);
+    phi->addIncoming(old_atomic, at_bb);
+    phi->addIncoming(old_plain, plain_bb);
+    return phi;
+  }
+  static llvm::AtomicRMWInst::BinOp rmw_kind(ir::RmwOp op) {
+    switch (op) {
+      case ir::RmwOp::Xchg: return llvm::AtomicRMWInst::Xchg;
+      case ir::RmwOp::Add: return llvm::AtomicRMWInst::Add;
+      case ir::RmwOp::Sub: return llvm::AtomicRMWInst::Sub;
+      case ir::RmwOp::And: return llvm::AtomicRMWInst::And;
+      case ir::RmwOp::Or: return llvm::AtomicRMWInst::Or;
+      case ir::RmwOp::Xor: return llvm::AtomicRMWInst::Xor;
+    }
+    return llvm::AtomicRMWInst::Xchg;
+  }
+
+  // ----------------------------------------------------- integer ops ----
+  Value* arg(const ir::Op& op, int i) { return vals_[op.args[i]]; }
+  Type arg_type(const ir::Op& op, int i) { return types_[op.args[i]]; }
+
+  Value* intrinsic(llvm::Intrinsic::ID id, llvm::ArrayRef<llvm::Type*> tys, llvm::ArrayRef<Value*> args) {
+    return b_.CreateIntrinsic(id, tys, args);
+  }
+
+  // Integer arithmetic on a scalar iN or a vector of iN (lane-wise).
+  Value* int_binary(Opcode opc, Value* a, Value* bv) {
+    llvm::Type* t = a->getType();
+    uint32_t bits = t->getScalarSizeInBits();
+    auto wide = [&](uint32_t w) -> llvm::Type* {
+      if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t)) return llvm::FixedVectorType::get(b_.getIntNTy(w), vt->getNumElements());
+      return b_.getIntNTy(w);
+    };
+    switch (opc) {
+      case Opcode::Add: return b_.CreateAdd(a, bv);
+      case Opcode::Sub: return b_.CreateSub(a, bv);
+      case Opcode::Mul: return b_.CreateMul(a, bv);
+      case Opcode::MulHiU:
+      case Opcode::MulHiS: {
+        llvm::Type* wt = wide(bits * 2);
+        bool s = opc == Opcode::MulHiS;
+        Value* p = b_.CreateMul(s ? b_.CreateSExt(a, wt) : b_.CreateZExt(a, wt), s ? b_.CreateSExt(bv, wt) : b_.CreateZExt(bv, wt));
+        return b_.CreateTrunc(b_.CreateLShr(p, splat_like(wt, bits)), t);
+      }
+      case Opcode::And: return b_.CreateAnd(a, bv);
+      case Opcode::Or: return b_.CreateOr(a, bv);
+      case Opcode::Xor: return b_.CreateXor(a, bv);
+      case Opcode::Shl:
+      case Opcode::LShr: {
+        // Counts >= width give 0; LLVM's shift would be poison there, which the select discards.
+        Value* big = b_.CreateICmpUGE(bv, splat_like(t, bits));
+        Value* r = opc == Opcode::Shl ? b_.CreateShl(a, bv) : b_.CreateLShr(a, bv);
+        return b_.CreateSelect(big, llvm::Constant::getNullValue(t), r);
+      }
+      case Opcode::AShr: {
+        Value* n = intrinsic(llvm::Intrinsic::umin, {t}, {bv, splat_like(t, bits - 1)});
+        return b_.CreateAShr(a, n);
+      }
+      case Opcode::Rotl: return intrinsic(llvm::Intrinsic::fshl, {t}, {a, a, bv});
+      case Opcode::Rotr: return intrinsic(llvm::Intrinsic::fshr, {t}, {a, a, bv});
+      case Opcode::SMin: return intrinsic(llvm::Intrinsic::smin, {t}, {a, bv});
+      case Opcode::SMax: return intrinsic(llvm::Intrinsic::smax, {t}, {a, bv});
+      case Opcode::UMin: return intrinsic(llvm::Intrinsic::umin, {t}, {a, bv});
+      case Opcode::UMax: return intrinsic(llvm::Intrinsic::umax, {t}, {a, bv});
+      case Opcode::AddSatS: return intrinsic(llvm::Intrinsic::sadd_sat, {t}, {a, bv});
+      case Opcode::AddSatU: return intrinsic(llvm::Intrinsic::uadd_sat, {t}, {a, bv});
+      case Opcode::SubSatS: return intrinsic(llvm::Intrinsic::ssub_sat, {t}, {a, bv});
+      case Opcode::SubSatU: return intrinsic(llvm::Intrinsic::usub_sat, {t}, {a, bv});
+      case Opcode::AvgU: {
+        if (bits == 1) return b_.CreateOr(a, bv);
+        Value* one = splat_like(t, 1);
+        return b_.CreateAdd(b_.CreateAdd(b_.CreateLShr(a, one), b_.CreateLShr(bv, one)), b_.CreateAnd(b_.CreateOr(a, bv), one));
+      }
+      default: return nullptr;
+    }
+  }
+
+  Value* int_unary(Opcode opc, Value* a) {
+    llvm::Type* t = a->getType();
+    switch (opc) {
+      case Opcode::Not: return b_.CreateNot(a);
+      case Opcode::Neg: return b_.CreateNeg(a);
+      case Opcode::Abs: return intrinsic(llvm::Intrinsic::abs, {t}, {a, b_.getFalse()});
+      case Opcode::Ctz: return intrinsic(llvm::Intrinsic::cttz, {t}, {a, b_.getFalse()});
+      case Opcode::Clz: return intrinsic(llvm::Intrinsic::ctlz, {t}, {a, b_.getFalse()});
+      case Opcode::Popcount: return intrinsic(llvm::Intrinsic::ctpop, {t}, {a});
+      case Opcode::Bswap: return intrinsic(llvm::Intrinsic::bswap, {t}, {a});
+      default: return nullptr;
+    }
+  }
+
+  Value* int_compare(ir::CmpPred p, Value* a, Value* bv) {
+    using P = llvm::CmpInst::Predicate;
+    static constexpr P kPreds[] = {P::ICMP_EQ,  P::ICMP_NE,  P::ICMP_SLT, P::ICMP_SLE, P::ICMP_SGT,
+                                   P::ICMP_SGE, P::ICMP_ULT, P::ICMP_ULE, P::ICMP_UGT, P::ICMP_UGE};
+    return b_.CreateICmp(kPreds[static_cast<int>(p)], a, bv);
+  }
+
+  Value* carry_op(Opcode opc, Value* a, Value* bv, Value* c) {
+    llvm::Type* t = a->getType();
+    Value* cz = b_.CreateZExt(c, t);
+    switch (opc) {
+      case Opcode::AddCarry: {
+        Value* s1 = b_.CreateAdd(a, bv);
+        Value* c1 = b_.CreateICmpULT(s1, a);
+        Value* s2 = b_.CreateAdd(s1, cz);
+        return b_.CreateOr(c1, b_.CreateICmpULT(s2, s1));
+      }
+      case Opcode::AddOverflow: {
+        Value* s = b_.CreateAdd(b_.CreateAdd(a, bv), cz);
+        return b_.CreateICmpSLT(b_.CreateAnd(b_.CreateXor(a, s), b_.CreateXor(bv, s)), llvm::Constant::getNullValue(t));
+      }
+      case Opcode::SubBorrow: return b_.CreateSelect(c, b_.CreateICmpULE(a, bv), b_.CreateICmpULT(a, bv));
+      case Opcode::SubOverflow: {
+        Value* s = b_.CreateSub(b_.CreateSub(a, bv), cz);
+        return b_.CreateICmpSLT(b_.CreateAnd(b_.CreateXor(a, bv), b_.CreateXor(a, s)), llvm::Constant::getNullValue(t));
+      }
+      default: return nullptr;
+    }
+  }
+
+  // ------------------------------------------------------- float ops ----
+  // Float bit-pattern helpers (scalar or vector of f32/f64, as integers).
+  struct FloatConsts {
+    uint64_t sign, abs_mask, inf, quiet, default_nan;
+  };
+  static FloatConsts fconsts(uint32_t bits) {
+    if (bits == 32) return {0x80000000u, 0x7fffffffu, 0x7f800000u, 0x00400000u, 0xffc00000u};
+    return {0x8000000000000000ull, 0x7fffffffffffffffull, 0x7ff0000000000000ull, 0x0008000000000000ull,
+            0xfff8000000000000ull};
+  }
+  Value* is_nan_bits(Value* xi) {
+    auto fc = fconsts(xi->getType()->getScalarSizeInBits());
+    llvm::Type* it = xi->getType();
+    return b_.CreateICmpUGT(b_.CreateAnd(xi, splat_like(it, fc.abs_mask)), splat_like(it, fc.inf));
+  }
+  Value* quiet_bits(Value* xi) {
+    auto fc = fconsts(xi->getType()->getScalarSizeInBits());
+    return b_.CreateOr(xi, splat_like(xi->getType(), fc.quiet));
+  }
+  Value* to_bits(Value* f) { return b_.CreateBitCast(f, int_like(f->getType())); }
+
+  // x86 NaN result rules for a two-operand arithmetic op with result r.
+  Value* nan_fixup2(Value* a, Value* bv, Value* r) {
+    Value* ai = to_bits(a);
+    Value* bi = to_bits(bv);
+    Value* ri = to_bits(r);
+    auto fc = fconsts(ri->getType()->getScalarSizeInBits());
+    Value* inner = b_.CreateSelect(is_nan_bits(bi), quiet_bits(bi), splat_like(ri->getType(), fc.default_nan));
+    Value* nan_val = b_.CreateSelect(is_nan_bits(ai), quiet_bits(ai), inner);
+    return b_.CreateBitCast(b_.CreateSelect(is_nan_bits(ri), nan_val, ri), r->getType());
+  }
+  // One-operand ops: a NaN operand gives itself quieted, an invalid operation the default NaN.
+  Value* nan_fixup1(Value* a, Value* r) {
+    Value* ai = to_bits(a);
+    Value* ri = to_bits(r);
+    auto fc = fconsts(ri->getType()->getScalarSizeInBits());
+    Value* nan_val = b_.CreateSelect(is_nan_bits(ai), quiet_bits(ai), splat_like(ri->getType(), fc.default_nan));
+    return b_.CreateBitCast(b_.CreateSelect(is_nan_bits(ri), nan_val, ri), r->getType());
+  }
+
+  Value* fp_call(llvm::Intrinsic::ID plain, llvm::Intrinsic::ID constrained, Value* a) {
+    if (!strict_) return intrinsic(plain, {a->getType()}, {a});
+    llvm::Function* f = llvm::Intrinsic::getDeclaration(&mod_, constrained, {a->getType()});
+    return b_.CreateConstrainedFPCall(f, {a});
+  }
+
+  Value* float_binary(Opcode opc, Rounding rm, Value* a, Value* bv) {
+    switch (opc) {
+      case Opcode::FMin: return b_.CreateSelect(b_.CreateFCmpOLT(a, bv), a, bv);
+      case Opcode::FMax: return b_.CreateSelect(b_.CreateFCmpOGT(a, bv), a, bv);
+      default: break;
+    }
+    ensure_rounding(rm);
+    Value* r = nullptr;
+    switch (opc) {
+      case Opcode::FAdd: r = b_.CreateFAdd(a, bv); break;
+      case Opcode::FSub: r = b_.CreateFSub(a, bv); break;
+      case Opcode::FMul: r = b_.CreateFMul(a, bv); break;
+      case Opcode::FDiv: r = b_.CreateFDiv(a, bv); break;
+      default: return nullptr;
+    }
+    return nan_fixup2(a, bv, r);
+  }
+
+  Value* float_compare(ir::FCmpPred p, Value* a, Value* bv) {
+    using P = llvm::CmpInst::Predicate;
+    // eq lt le unord neq nlt nle ord
+    static constexpr P kPreds[] = {P::FCMP_OEQ, P::FCMP_OLT, P::FCMP_OLE, P::FCMP_UNO,
+                                   P::FCMP_UNE, P::FCMP_UGE, P::FCMP_UGT, P::FCMP_ORD};
+    return b_.CreateFCmp(kPreds[static_cast<int>(p)], a, bv);
+  }
+
+  // Rounds to an integral value of the same float type by `rm`.
+  Value* round_integral(Value* a, Rounding rm) {
+    using I = llvm::Intrinsic::ID;
+    I plain = llvm::Intrinsic::roundeven, cons = llvm::Intrinsic::experimental_constrained_roundeven;
+    switch (rm) {
+      case Rounding::Rne: break;
+      case Rounding::Rdn: plain = llvm::Intrinsic::floor; cons = llvm::Intrinsic::experimental_constrained_floor; break;
+      case Rounding::Rup: plain = llvm::Intrinsic::ceil; cons = llvm::Intrinsic::experimental_constrained_ceil; break;
+      case Rounding::Rtz: plain = llvm::Intrinsic::trunc; cons = llvm::Intrinsic::experimental_constrained_trunc; break;
+      case Rounding::Dyn:
+        ensure_rounding(rm);
+        plain = llvm::Intrinsic::nearbyint;
+        cons = llvm::Intrinsic::experimental_constrained_nearbyint;
+        break;
+    }
+    return fp_call(plain, cons, a);
+  }
+
+  // CVT*2SI: NaN or out of range gives the most negative integer.
+  Value* float_to_int(Value* a, Rounding rm, uint32_t out_bits) {
+    llvm::Type* ft = a->getType();
+    llvm::Type* it = ft->isVectorTy() ? llvm::FixedVectorType::get(b_.getIntNTy(out_bits), llvm::cast<llvm::FixedVectorType>(ft)->getNumElements())
+                                      : static_cast<llvm::Type*>(b_.getIntNTy(out_bits));
+    Value* r = round_integral(a, rm);
+    double lim = out_bits == 32 ? 2147483648.0 : 9223372036854775808.0;
+    Value* limit = llvm::ConstantFP::get(ft, lim);
+    Value* neg_limit = llvm::ConstantFP::get(ft, -lim);
+    Value* ok = b_.CreateAnd(b_.CreateFCmpOLT(r, limit), b_.CreateFCmpOGE(r, neg_limit));
+    Value* conv = b_.CreateFPToSI(r, it);
+    uint64_t indefinite = out_bits == 32 ? 0x80000000u : 0x8000000000000000ull;
+    return b_.CreateSelect(ok, conv, splat_like(it, indefinite));
+  }
+
+  Value* int_to_float(Value* a, Rounding rm, llvm::Type* ft) {
+    ensure_rounding(rm);
+    return b_.CreateSIToFP(a, ft);
+  }
+
+  Value* fcvt(Value* a, Rounding rm, Type out) {
+    Value* ai = to_bits(a);
+    if (out == Type::F64) {
+      Value* r = b_.CreateFPExt(a, b_.getDoubleTy());
+      // NaN: sign, quiet bit and the payload moved to the top of the wider fraction.
+      Value* w = b_.CreateZExt(ai, i64_);
+      Value* nan = b_.CreateOr(b_.CreateOr(b_.CreateShl(b_.CreateAnd(w, c64(0x80000000u)), 32), c64(0x7ff8000000000000ull)),
+                               b_.CreateShl(b_.CreateAnd(w, c64(0x7fffff)), 29));
+      return b_.CreateBitCast(b_.CreateSelect(is_nan_bits(ai), nan, to_bits(r)), b_.getDoubleTy());
+    }
+    ensure_rounding(rm);
+    Value* r = b_.CreateFPTrunc(a, b_.getFloatTy());
+    Value* sign = b_.CreateTrunc(b_.CreateLShr(ai, 32), i32_);
+    Value* nan = b_.CreateOr(b_.CreateOr(b_.CreateAnd(sign, c32(0x80000000u)), c32(0x7fc00000u)),
+                             b_.CreateAnd(b_.CreateTrunc(b_.CreateLShr(ai, 29), i32_), c32(0x7fffff)));
+    return b_.CreateBitCast(b_.CreateSelect(is_nan_bits(ai), nan, to_bits(r)), b_.getFloatTy());
+  }
+
+  // ------------------------------------------------------ vector ops ----
+  Value* shuffle(const ir::Op& op, Value* a, Value* bv) {
+    auto* bt = llvm::FixedVectorType::get(i8_, 16);
+    Value* av = b_.CreateBitCast(a, bt);
+    Value* bb = b_.CreateBitCast(bv, bt);
+    llvm::SmallVector<int, 16> m1, m2;
+    bool zeros = false;
+    for (int i = 0; i < 16; ++i) {
+      auto sel = static_cast<uint8_t>((i < 8 ? op.imm >> (8 * i) : op.imm_hi >> (8 * (i - 8))) & 0xff);
+      if (sel == 0x80) {
+        zeros = true;
+        m1.push_back(llvm::PoisonMaskElem);
+        m2.push_back(16 + i);
+      } else {
+        m1.push_back(sel);
+        m2.push_back(i);
+      }
+    }
+    Value* r = b_.CreateShuffleVector(av, bb, m1);
+    if (zeros) r = b_.CreateShuffleVector(r, llvm::Constant::getNullValue(bt), m2);
+    return to_v128(r);
+  }
+
+  Value* pshufb(Value* a, Value* ctl) {
+    auto* bt = llvm::FixedVectorType::get(i8_, 16);
+    Value* av = b_.CreateBitCast(a, bt);
+    Value* cv = b_.CreateBitCast(ctl, bt);
+    if (opts_.target == LoweringTarget::X86_64)
+      return to_v128(intrinsic(llvm::Intrinsic::x86_ssse3_pshuf_b_128, {}, {av, cv}));
+    if (opts_.target == LoweringTarget::AArch64) {
+      // TBL gives 0 for indices >= 16; keeping bit 7 maps "zero" controls there.
+      Value* idx = b_.CreateAnd(cv, splat_like(bt, 0x8f));
+      return to_v128(intrinsic(llvm::Intrinsic::aarch64_neon_tbl1, {bt}, {av, idx}));
+    }
+    Value* r = llvm::Constant::getNullValue(bt);
+    for (int i = 0; i < 16; ++i) {
+      Value* c = b_.CreateExtractElement(cv, i);
+      Value* byte = b_.CreateExtractElement(av, b_.CreateAnd(c, b_.getInt8(15)));
+      Value* z = b_.CreateICmpSLT(c, b_.getInt8(0));
+      r = b_.CreateInsertElement(r, b_.CreateSelect(z, b_.getInt8(0), byte), i);
+    }
+    return to_v128(r);
+  }
+
+  Value* pack(const ir::Op& op, Value* a, Value* bv) {
+    uint32_t sb = ir::lane_bits(op.lane), n = ir::lane_count(op.lane), db = sb / 2;
+    Value* av = as_int_lanes(a, op.lane);
+    Value* bb = as_int_lanes(bv, op.lane);
+    llvm::SmallVector<int, 16> m;
+    for (uint32_t i = 0; i < 2 * n; ++i) m.push_back(static_cast<int>(i));
+    Value* cat = b_.CreateShuffleVector(av, bb, m);
+    llvm::Type* ct = cat->getType();
+    uint64_t lo = 0, hi = 0;
+    if (op.opcode == Opcode::VPackSS) {
+      lo = (~uint64_t{0}) << (db - 1);  // sign-extended minimum, truncated by splat_like's element width
+      hi = (uint64_t{1} << (db - 1)) - 1;
+    } else {
+      hi = (uint64_t{1} << db) - 1;
+    }
+    Value* clamped = intrinsic(llvm::Intrinsic::smin, {ct}, {intrinsic(llvm::Intrinsic::smax, {ct}, {cat, splat_like(ct, lo)}), splat_like(ct, hi)});
+    return to_v128(b_.CreateTrunc(clamped, llvm::FixedVectorType::get(b_.getIntNTy(db), 2 * n)));
+  }
+
+  Value* movmsk(const ir::Op& op, Value* a) {
+    Value* v = as_int_lanes(a, op.lane);
+    Value* neg = b_.CreateICmpSLT(v, llvm::Constant::getNullValue(v->getType()));
+    Value* bits = b_.CreateBitCast(neg, b_.getIntNTy(ir::lane_count(op.lane)));
+    return b_.CreateZExt(bits, i32_);
+  }
+
+  Value* muladd(Value* a, Value* bv) {
+    auto* w = llvm::FixedVectorType::get(i32_, 8);
+    Value* p = b_.CreateMul(b_.CreateSExt(as_int_lanes(a, Lane::I16), w), b_.CreateSExt(as_int_lanes(bv, Lane::I16), w));
+    Value* even = b_.CreateShuffleVector(p, {0, 2, 4, 6});
+    Value* odd = b_.CreateShuffleVector(p, {1, 3, 5, 7});
+    return to_v128(b_.CreateAdd(even, odd));
+  }
+
+  Value* sad(Value* a, Value* bv) {
+    Value* av = as_int_lanes(a, Lane::I8);
+    Value* bb = as_int_lanes(bv, Lane::I8);
+    auto* bt = av->getType();
+    Value* d = b_.CreateSub(intrinsic(llvm::Intrinsic::umax, {bt}, {av, bb}), intrinsic(llvm::Intrinsic::umin, {bt}, {av, bb}));
+    Value* dw = b_.CreateZExt(d, llvm::FixedVectorType::get(i64_, 16));
+    Value* lo = b_.CreateAddReduce(b_.CreateShuffleVector(dw, {0, 1, 2, 3, 4, 5, 6, 7}));
+    Value* hi = b_.CreateAddReduce(b_.CreateShuffleVector(dw, {8, 9, 10, 11, 12, 13, 14, 15}));
+    Value* r = b_.CreateInsertElement(llvm::PoisonValue::get(v128_), lo, uint64_t{0});
+    return b_.CreateInsertElement(r, hi, uint64_t{1});
+  }
+
+  // -------------------------------------------------------- constants ----
+  Value* constant(const ir::Op& op) {
+    switch (op.type) {
+      case Type::F32: return llvm::ConstantFP::get(ctx_, llvm::APFloat(llvm::APFloat::IEEEsingle(), llvm::APInt(32, op.imm)));
+      case Type::F64: return llvm::ConstantFP::get(ctx_, llvm::APFloat(llvm::APFloat::IEEEdouble(), llvm::APInt(64, op.imm)));
+      case Type::V128: {
+        llvm::Constant* elems[] = {b_.getInt64(op.imm), b_.getInt64(op.imm_hi)};
+        return llvm::ConstantVector::get(elems);
+      }
+      case Type::I128: return llvm::ConstantInt::get(ctx_, llvm::APInt(128, {op.imm, op.imm_hi}));
+      default: return llvm::ConstantInt::get(ty(op.type), op.imm);
+    }
+  }
+
+  // ------------------------------------------------------------ ops ----
+  core::Result<void> lower_block_body(const ir::IRBlock& blk) {
+    vals_.assign(blk.value_count(), nullptr);
+    types_.assign(blk.value_count(), Type::Void);
+    insn_pc_ = blk.start_pc;
+    for (const auto& op : blk.ops) {
+      Value* out = nullptr;
+      if (auto r = lower_op(op, out); !r) return r;
+      if (op.result != ir::kNoValue) {
+        if (!out) return core::failf(ErrorCode::Internal, "op {} produced no value", ir::opcode_info(op.opcode).name);
+        vals_[op.result] = out;
+        types_[op.result] = op.type;
+      }
+    }
+    lower_terminator(blk.term);
+    return {};
+  }
+
+  core::Result<void> lower_op(const ir::Op& op, Value*& out) {
+    const auto& info = ir::opcode_info(op.opcode);
+    const bool lanes = op.lane != Lane::None;
+    auto rounding = [&] { return static_cast<Rounding>(op.mod); };
+    switch (op.opcode) {
+      case Opcode::Const: out = constant(op); return {};
+      case Opcode::GetReg: out = read_reg(op); return {};
+      case Opcode::SetReg: write_reg(op, arg(op, 0), arg_type(op, 0)); return {};
+      case Opcode::InsnStart: insn_pc_ = core::GuestAddr(op.imm); return {};
+      case Opcode::Load: {
+        auto ext = static_cast<ir::Ext>(op.mod);
+        if (ext == ir::Ext::None) {
+          out = emit_load(arg(op, 0), ty(op.type), ir::type_bytes(op.type));
+        } else {
+          Value* raw = emit_load(arg(op, 0), b_.getIntNTy(op.aux), op.aux / 8);
+          out = ext == ir::Ext::Sign ? b_.CreateSExt(raw, ty(op.type)) : b_.CreateZExt(raw, ty(op.type));
+        }
+        return {};
+      }
+      case Opcode::Store: emit_store(arg(op, 0), arg(op, 1), ir::type_bytes(arg_type(op, 1))); return {};
+      case Opcode::AtomicCmpxchg:
+      case Opcode::AtomicRmw: out = emit_atomic(op, arg(op, 0)); return {};
+      case Opcode::Fence: b_.CreateFence(llvm::AtomicOrdering::SequentiallyConsistent); return {};
+      case Opcode::CallHelper: {
+        flush_and_forget();
+        restore_nearest_for_exit();
+        cur_mode_ = c32(kNearest);
+        Value* table = b_.CreateLoad(ptr_, mem_field(kMemCtxHelpers), "helpers");
+        auto* have_table = llvm::BasicBlock::Create(ctx_, "helper_table", fn_);
+        auto* do_call = llvm::BasicBlock::Create(ctx_, "helper_call", fn_);
+        auto* join = llvm::BasicBlock::Create(ctx_, "helper_join", fn_);
+        auto* start = b_.GetInsertBlock();
+        b_.CreateCondBr(b_.CreateIsNull(table), join, have_table);
+        b_.SetInsertPoint(have_table);
+        Value* fnp = b_.CreateLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, table, op.aux));
+        b_.CreateCondBr(b_.CreateIsNull(fnp), join, do_call);
+        b_.SetInsertPoint(do_call);
+        std::array<Value*, 4> args = {state_, c64(0), c64(0), c64(0)};
+        for (int i = 0; i < op.nargs; ++i) args[i + 1] = arg(op, i);
+        auto* hty = llvm::FunctionType::get(i64_, {ptr_, i64_, i64_, i64_}, false);
+        Value* r = b_.CreateCall(hty, fnp, args);
+        b_.CreateBr(join);
+        b_.SetInsertPoint(join);
+        auto* phi = b_.CreatePHI(i64_, 3);
+        phi->addIncoming(c64(0), start);
+        phi->addIncoming(c64(0), have_table);
+        phi->addIncoming(r, do_call);
+        if (op.type != Type::Void) out = phi;
+        return {};
+      }
+      case Opcode::DivU: case Opcode::DivS: case Opcode::RemU: case Opcode::RemS: {
+        Value* a = arg(op, 0);
+        Value* d = arg(op, 1);
+        llvm::Type* t = a->getType();
+        bool sgn = op.opcode == Opcode::DivS || op.opcode == Opcode::RemS;
+        Value* bad = b_.CreateICmpEQ(d, llvm::Constant::getNullValue(t));
+        if (sgn) {
+          uint32_t bits = t->getIntegerBitWidth();
+          Value* ovf = b_.CreateAnd(b_.CreateICmpEQ(a, llvm::ConstantInt::get(ctx_, llvm::APInt::getSignedMinValue(bits))),
+                                    b_.CreateICmpEQ(d, llvm::Constant::getAllOnesValue(t)));
+          bad = b_.CreateOr(bad, ovf);
+        }
+        side_exit(bad, encode_exit(TermKind::Trap, ir::TrapReason::DivideError), "div_trap");
+        switch (op.opcode) {
+          case Opcode::DivU: out = b_.CreateUDiv(a, d); break;
+          case Opcode::DivS: out = b_.CreateSDiv(a, d); break;
+          case Opcode::RemU: out = b_.CreateURem(a, d); break;
+          default: out = b_.CreateSRem(a, d); break;
+        }
+        return {};
+      }
+      case Opcode::Add: case Opcode::Sub: case Opcode::Mul: case Opcode::MulHiU: case Opcode::MulHiS:
+      case Opcode::And: case Opcode::Or: case Opcode::Xor: case Opcode::Shl: case Opcode::LShr:
+      case Opcode::AShr: case Opcode::Rotl: case Opcode::Rotr: case Opcode::SMin: case Opcode::SMax:
+      case Opcode::UMin: case Opcode::UMax: case Opcode::AddSatS: case Opcode::AddSatU: case Opcode::SubSatS:
+      case Opcode::SubSatU: case Opcode::AvgU: {
+        if (lanes) {
+          out = to_v128(int_binary(op.opcode, as_int_lanes(arg(op, 0), op.lane), as_int_lanes(arg(op, 1), op.lane)));
+        } else {
+          out = int_binary(op.opcode, arg(op, 0), arg(op, 1));
+        }
+        return {};
+      }
+      case Opcode::Not: case Opcode::Neg: case Opcode::Abs: case Opcode::Ctz: case Opcode::Clz:
+      case Opcode::Popcount: case Opcode::Bswap:
+        out = lanes ? to_v128(int_unary(op.opcode, as_int_lanes(arg(op, 0), op.lane))) : int_unary(op.opcode, arg(op, 0));
+        return {};
+      case Opcode::Parity: {
+        Value* a = arg(op, 0);
+        Value* pc = intrinsic(llvm::Intrinsic::ctpop, {a->getType()}, {a});
+        out = b_.CreateICmpEQ(b_.CreateAnd(pc, llvm::ConstantInt::get(a->getType(), 1)), llvm::ConstantInt::get(a->getType(), 0));
+        return {};
+      }
+      case Opcode::Cmp: {
+        auto p = static_cast<ir::CmpPred>(op.mod);
+        if (lanes) {
+          Value* m = int_compare(p, as_int_lanes(arg(op, 0), op.lane), as_int_lanes(arg(op, 1), op.lane));
+          out = to_v128(b_.CreateSExt(m, int_lane_vec(op.lane)));
+        } else {
+          out = int_compare(p, arg(op, 0), arg(op, 1));
+        }
+        return {};
+      }
+      case Opcode::Select: out = b_.CreateSelect(arg(op, 0), arg(op, 1), arg(op, 2)); return {};
+      case Opcode::ZExt: out = b_.CreateZExt(arg(op, 0), ty(op.type)); return {};
+      case Opcode::SExt: out = b_.CreateSExt(arg(op, 0), ty(op.type)); return {};
+      case Opcode::Trunc: out = b_.CreateTrunc(arg(op, 0), ty(op.type)); return {};
+      case Opcode::Bitcast: out = b_.CreateBitCast(arg(op, 0), ty(op.type)); return {};
+      case Opcode::AddCarry: case Opcode::AddOverflow: case Opcode::SubBorrow: case Opcode::SubOverflow:
+        out = carry_op(op.opcode, arg(op, 0), arg(op, 1), arg(op, 2));
+        return {};
+      case Opcode::FAdd: case Opcode::FSub: case Opcode::FMul: case Opcode::FDiv: case Opcode::FMin:
+      case Opcode::FMax: {
+        Rounding rm = info.mod == ir::ModKind::Round ? rounding() : Rounding::Rne;
+        if (lanes) {
+          out = to_v128(float_binary(op.opcode, rm, as_lanes(arg(op, 0), op.lane), as_lanes(arg(op, 1), op.lane)));
+        } else {
+          out = float_binary(op.opcode, rm, arg(op, 0), arg(op, 1));
+        }
+        return {};
+      }
+      case Opcode::FSqrt: {
+        Value* a = lanes ? as_lanes(arg(op, 0), op.lane) : arg(op, 0);
+        ensure_rounding(rounding());
+        Value* r = nan_fixup1(a, fp_call(llvm::Intrinsic::sqrt, llvm::Intrinsic::experimental_constrained_sqrt, a));
+        out = lanes ? to_v128(r) : r;
+        return {};
+      }
+      case Opcode::FCmp: {
+        auto p = static_cast<ir::FCmpPred>(op.mod);
+        if (lanes) {
+          Value* m = float_compare(p, as_lanes(arg(op, 0), op.lane), as_lanes(arg(op, 1), op.lane));
+          out = to_v128(b_.CreateSExt(m, int_lane_vec(op.lane)));
+        } else {
+          out = float_compare(p, arg(op, 0), arg(op, 1));
+        }
+        return {};
+      }
+      case Opcode::FCvt: out = fcvt(arg(op, 0), rounding(), op.type); return {};
+      case Opcode::FRound: {
+        Value* a = arg(op, 0);
+        Value* r = round_integral(a, rounding());
+        Value* ai = to_bits(a);
+        out = b_.CreateBitCast(b_.CreateSelect(is_nan_bits(ai), quiet_bits(ai), to_bits(r)), a->getType());
+        return {};
+      }
+      case Opcode::SIToFP:
+        if (lanes) {
+          out = to_v128(int_to_float(as_int_lanes(arg(op, 0), Lane::I32), rounding(), lane_vec(Lane::F32)));
+        } else {
+          out = int_to_float(arg(op, 0), rounding(), ty(op.type));
+        }
+        return {};
+      case Opcode::FPToSI:
+        if (lanes) {
+          out = to_v128(float_to_int(as_lanes(arg(op, 0), Lane::F32), rounding(), 32));
+        } else {
+          out = float_to_int(arg(op, 0), rounding(), ir::type_bits(op.type));
+        }
+        return {};
+      case Opcode::VExtract: out = b_.CreateExtractElement(as_lanes(arg(op, 0), op.lane), op.aux); return {};
+      case Opcode::VInsert:
+        out = to_v128(b_.CreateInsertElement(as_lanes(arg(op, 0), op.lane), arg(op, 1), op.aux));
+        return {};
+      case Opcode::VSplat: out = to_v128(b_.CreateVectorSplat(ir::lane_count(op.lane), arg(op, 0))); return {};
+      case Opcode::VShuffle: out = shuffle(op, arg(op, 0), arg(op, 1)); return {};
+      case Opcode::VPshufb: out = pshufb(arg(op, 0), arg(op, 1)); return {};
+      case Opcode::VPackSS: case Opcode::VPackUS: out = pack(op, arg(op, 0), arg(op, 1)); return {};
+      case Opcode::VMovmsk: out = movmsk(op, arg(op, 0)); return {};
+      case Opcode::VMulAdd: out = muladd(arg(op, 0), arg(op, 1)); return {};
+      case Opcode::VSad: out = sad(arg(op, 0), arg(op, 1)); return {};
+    }
+    return core::failf(ErrorCode::Unsupported, "cannot lower op {}", info.name);
+  }
+
+  void lower_terminator(const ir::Terminator& t) {
+    switch (t.kind) {
+      case TermKind::Jump: direct_exit(t.target, encode_exit(TermKind::Jump)); return;
+      case TermKind::Branch: {
+        auto* taken = llvm::BasicBlock::Create(ctx_, "taken", fn_);
+        auto* not_taken = llvm::BasicBlock::Create(ctx_, "not_taken", fn_);
+        b_.CreateCondBr(vals_[t.value], taken, not_taken);
+        Value* saved_mode = cur_mode_;
+        b_.SetInsertPoint(taken);
+        direct_exit(t.target, encode_exit(TermKind::Branch));
+        cur_mode_ = saved_mode;
+        b_.SetInsertPoint(not_taken);
+        direct_exit(t.fallthrough, encode_exit(TermKind::Branch));
+        return;
+      }
+      case TermKind::IndirectJump:
+      case TermKind::Ret: emit_return(vals_[t.value], encode_exit(t.kind)); return;
+      case TermKind::Call:
+        if (t.value != ir::kNoValue) return emit_return(vals_[t.value], encode_exit(TermKind::Call));
+        return direct_exit(t.target, encode_exit(TermKind::Call));
+      case TermKind::Syscall:
+      case TermKind::Exit: emit_return(c64(t.target.value()), encode_exit(t.kind)); return;
+      case TermKind::Trap: emit_return(c64(t.target.value()), encode_exit(TermKind::Trap, t.trap, t.vector)); return;
+      case TermKind::None: b_.CreateUnreachable(); return;
+    }
+  }
+};
+
+}  // namespace
+
+core::Result<LoweredFunction> lower_region(std::span<const ir::IRBlock> blocks, llvm::Module& module,
+                                           const LoweringOptions& options) {
+  return Lowerer(module, options).run(blocks);
+}
+
+core::Result<LoweredFunction> lower_block(const ir::IRBlock& block, llvm::Module& module, const LoweringOptions& options) {
+  return lower_region(std::span<const ir::IRBlock>(&block, 1), module, options);
+}
+
+uint32_t count_instructions(const llvm::Module& module) {
+  uint32_t n = 0;
+  for (const auto& f : module)
+    for (const auto& bb : f) n += static_cast<uint32_t>(bb.size());
+  return n;
+}
+
+core::Result<std::string> lower_region_to_llvm_text(std::span<const ir::IRBlock> blocks, const LoweringOptions& options) {
+  llvm::LLVMContext ctx;
+  llvm::Module module("vm", ctx);
+  auto r = lower_region(blocks, module, options);
+  if (!r) return std::unexpected(r.error());
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  module.print(os, nullptr);
+  return os.str();
+}
+
+core::Result<std::string> lower_to_llvm_text(const ir::IRBlock& block, const LoweringOptions& options) {
+  return lower_region_to_llvm_text(std::span<const ir::IRBlock>(&block, 1), options);
+}
+
+}  // namespace vm::translate
