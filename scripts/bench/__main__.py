@@ -207,6 +207,14 @@ def run_all(args, binaries: list[pathlib.Path]) -> tuple[store.Run | None, int]:
     return store.Run(run_id, path, meta), rc
 
 
+def build_differences(old: store.Run, new: store.Run) -> str:
+    """What differs between the builds of two runs (compiler, flags, CPU):
+    a comparison across such a difference measures the toolchain too."""
+    keys = ("compiler", "build_type", "cxx_flags", "cpu_model")
+    diffs = [f"{k}: {old.meta.get(k)!r} -> {new.meta.get(k)!r}" for k in keys if old.meta.get(k) != new.meta.get(k)]
+    return "; ".join(diffs)
+
+
 def print_comparison(comp: comparison.Comparison, verbose: bool) -> None:
     moved = [c for c in comp.changes if c.moved]
     noisy = [c for c in comp.changes if c.status == "noise"]
@@ -251,6 +259,8 @@ def cmd_bench(args) -> int:
                 log(f"  {binary}: first stored result")
                 continue
             any_prev = True
+            if diff := build_differences(prev, current):
+                log(f"  note: {binary}: the previous run was built differently ({diff})")
             print_comparison(comparison.compare_files(
                 binary, prev.json_path(binary), current.json_path(binary), old_label=prev.run_id,
                 new_label=current.run_id, threshold=threshold, alpha=alpha), args.verbose)
@@ -273,6 +283,8 @@ def cmd_bench(args) -> int:
             if binary not in base.binaries():
                 log(f"  {binary}: not in the baseline")
                 continue
+            if diff := build_differences(base, current):
+                log(f"  note: {binary}: the baseline was built differently ({diff})")
             comp = comparison.compare_files(
                 binary, base.json_path(binary), current.json_path(binary),
                 old_label=f"baseline {args.baseline}", new_label=current.run_id,

@@ -196,6 +196,15 @@ class StoreAndReportTest(TempStore):
         self.assertEqual(store.previous_run(runs, r3, "a").run_id, r2.run_id)
         self.assertEqual(store.previous_run(runs, r3, "b").run_id, r1.run_id)
         self.assertIsNone(store.previous_run(runs, r1, "b"))
+        # A filtered run measuring other benchmarks of `a` is skipped over.
+        r4 = self.add_run("20260104T000000Z-r4", {"a": gb_json({"other": [1.0]})})
+        r5 = self.add_run("20260105T000000Z-r5", {"a": gb_json({"x": [1.0]})})
+        self.assertEqual(store.previous_run(store.list_runs(), r5, "a").run_id, r3.run_id)
+        self.assertIsNone(store.previous_run(store.list_runs(), r4, "a"))
+        for r in (r4, r5):
+            import shutil
+            shutil.rmtree(r.path)
+        runs = store.list_runs()
         base = store.save_baseline(r1, "v1", "2026-01-04T00:00:00+00:00")
         self.assertEqual(store.load_baseline("v1").binaries(), ["a", "b"])
         self.assertEqual(base.meta["baseline_name"], "v1")

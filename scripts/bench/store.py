@@ -162,9 +162,16 @@ def latest_per_binary(runs: list[Run]) -> dict[str, Run]:
 
 
 def previous_run(runs: list[Run], current: Run, binary: str) -> Run | None:
-    """The newest run older than `current` that holds `binary`."""
-    earlier = [r for r in runs if r.run_id < current.run_id and binary in r.binaries()]
-    return earlier[-1] if earlier else None
+    """The newest run older than `current` that measured at least one of the
+    benchmarks `current` measured in `binary` (runs with --filter may hold
+    other benchmarks of the same binary)."""
+    names = set(current.benchmarks(binary)) if binary in current.binaries() else set()
+    for run in reversed(runs):
+        if run.run_id >= current.run_id or binary not in run.binaries():
+            continue
+        if not names or names & set(run.benchmarks(binary)):
+            return run
+    return None
 
 
 def list_baselines() -> list[Run]:
