@@ -130,8 +130,13 @@ def smoke(args, binaries: list[pathlib.Path], targets: list[tg.Target]) -> int:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vm-bench-smoke-") as tmp:
         for binary in binaries:
-            names = runner.list_benchmarks(binary, args.filter)
-            names_by_binary[binary.name] = runner.list_benchmarks(binary)
+            try:
+                names = runner.list_benchmarks(binary, args.filter)
+                names_by_binary[binary.name] = runner.list_benchmarks(binary)
+            except RuntimeError as err:
+                rc = 1
+                log(f"smoke: {binary.name}: FAIL: {err}")
+                continue
             if not names:
                 log(f"smoke: {binary.name}: no benchmark matches the filter, skipped")
                 continue
@@ -175,7 +180,12 @@ def run_all(args, binaries: list[pathlib.Path]) -> tuple[store.Run | None, int]:
     rc = 0
     ran = 0
     for binary in binaries:
-        if args.filter and not runner.list_benchmarks(binary, args.filter):
+        try:
+            if args.filter and not runner.list_benchmarks(binary, args.filter):
+                continue
+        except RuntimeError as err:
+            log(f"bench: {err}")
+            rc = 1
             continue
         log(f"== {binary.name}")
         out = path / f"{binary.name}.json"

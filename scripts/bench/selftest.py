@@ -237,6 +237,8 @@ mode = sys.argv[0].rsplit("/", 1)[-1]
 names = ["a/1", "a/2", "b"]
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 if args.get("--benchmark_list_tests") == "true":
+    if mode == "cannot_list":
+        sys.exit(1)
     print("\\n".join(names)); sys.exit(0)
 if mode == "crashes":
     sys.exit(134)
@@ -265,7 +267,7 @@ class SmokeTest(unittest.TestCase):
         spec.loader.exec_module(main)
         with tempfile.TemporaryDirectory() as tmp:
             bins = []
-            for mode in ("good", "crashes", "errors", "drops"):
+            for mode in ("good", "crashes", "errors", "drops", "cannot_list"):
                 p = pathlib.Path(tmp) / mode
                 p.write_text(FAKE_BINARY.format(python=sys.executable))
                 p.chmod(0o755)
@@ -285,6 +287,7 @@ class SmokeTest(unittest.TestCase):
             self.assertIn("exit code 134", text)
             self.assertIn("a/2: set-up failed", text)
             self.assertIn("b: did not run", text)
+            self.assertIn("cannot_list --benchmark_list_tests failed", text)
 
 
 class GateTest(unittest.TestCase):
