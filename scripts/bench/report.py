@@ -148,7 +148,7 @@ def medians_rows(rows: list[tg.Row], latest: dict[str, Run]) -> list[tuple]:
     out = []
     covered = set()
     for row in rows:
-        out.append((f"{row.target.binary}/{row.name}", format_value(row.measured, row.target.unit),
+        out.append((f"{row.target.binary}/{row.label}", format_value(row.measured, row.target.unit),
                     tg.bound_text(row.target, row.target.plan_bound),
                     tg.bound_text(row.target, row.target.goal), row.status))
         if row.status != tg.NOT_MEASURED or row.run_id:
@@ -304,13 +304,13 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
             glance.append(("bad", f"{comp.binary}/{c.name}: {c.change:+.1%} vs {comp.old_label}"))
     for row in rows:
         if row.status in (tg.FAIL, tg.ERROR):
-            glance.append(("bad", f"{row.target.binary}/{row.name}: {row.status}"))
+            glance.append(("bad", f"{row.target.binary}/{row.label}: {row.status}"))
     if not glance:
         glance.append(("good", "No significant regression and no missed plan bound."))
     goals_missed = [r for r in rows if r.status == tg.GOAL_MISSED]
     if goals_missed:
         glance.append(("warn", f"{len(goals_missed)} goal(s) missed (plan bounds met): "
-                               + ", ".join(f"{r.target.binary}/{r.name}" for r in goals_missed)))
+                               + ", ".join(f"{r.target.binary}/{r.label}" for r in goals_missed)))
 
     base_title = f"Comparison with baseline '{baseline.run_id}'" if baseline else "Comparison with a baseline"
     newest = max(latest.values(), key=lambda r: r.run_id) if latest else None
@@ -334,7 +334,7 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
         "</ul>",
         "<h2>Targets</h2>",
         _html_table(("benchmark", "median", "plan bound", "goal", "status", "what", "source"),
-                    [(f"{r.target.binary}/{r.name}", format_value(r.measured, r.target.unit),
+                    [(f"{r.target.binary}/{r.label}", format_value(r.measured, r.target.unit),
                       tg.bound_text(r.target, r.target.plan_bound), tg.bound_text(r.target, r.target.goal),
                       r.status, r.target.what, r.target.source) for r in rows],
                     [STATUS_CSS[r.status] for r in rows]),
@@ -365,7 +365,7 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
     md = ["# vm benchmark report", "", meta_line, "", "## Targets", ""]
     md += _md_table(
         ("benchmark", "median", "plan bound", "goal", "status"),
-        [(f"{r.target.binary}/{r.name}", format_value(r.measured, r.target.unit),
+        [(f"{r.target.binary}/{r.label}", format_value(r.measured, r.target.unit),
           tg.bound_text(r.target, r.target.plan_bound), tg.bound_text(r.target, r.target.goal), r.status)
          for r in rows])
     md += [""] + _comparison_md("Comparison with the previous run", vs_prev)

@@ -150,13 +150,13 @@ class TargetsTest(TempStore):
             {"binary": "later", "benchmark": "x", "unit": "ms", "plan_bound": 1, "goal": 1},
         ])
         rows = tg.evaluate(ts, store.latest_per_binary([run]))
-        got = [(r.name, round(r.measured, 4) if r.measured is not None else None, r.status) for r in rows]
+        got = [(r.label, round(r.measured, 4) if r.measured is not None else None, r.status) for r in rows]
         self.assertEqual(got, [
             ("pool/64", 10.0, tg.PASS),
             ("pool/4096", 30.0, tg.FAIL),
-            ("pool/64", 0.25, tg.PASS),
-            ("pool/4096", 0.75, tg.GOAL_MISSED),
-            ("batch", 0.7, tg.PASS),
+            ("pool/64 / malloc/64", 0.25, tg.PASS),
+            ("pool/4096 / malloc/4096", 0.75, tg.GOAL_MISSED),
+            ("batch [ratio]", 0.7, tg.PASS),
             ("batch", 0.002, tg.FAIL),
             ("x", None, tg.NOT_MEASURED),
         ])

@@ -58,6 +58,11 @@ class Row:
     measured: float | None    # in target.unit
     status: str
     run_id: str | None = None
+    label: str = ""           # what is shown: "a / b" for ratios, "a [counter]" for counters
+
+    def __post_init__(self):
+        if not self.label:
+            self.label = self.name
 
 
 _KNOWN_KEYS = {"binary", "benchmark", "unit", "plan_bound", "goal", "what", "source",
@@ -106,18 +111,22 @@ def _relative_name(target: Target, match: re.Match) -> re.Pattern:
 
 
 def measure(target: Target, bench: Benchmark, match: re.Match,
-            all_benches: dict[str, Benchmark]) -> float | None:
+            all_benches: dict[str, Benchmark]) -> tuple[float | None, str]:
+    """(value in the target's unit or None, label of what was measured)."""
     if target.counter is not None:
-        return bench.counter_median(target.counter)
-    if bench.median_ns is None:
-        return None
+        return bench.counter_median(target.counter), f"{bench.name} [{target.counter}]"
     if target.relative_to is not None:
         other_pattern = _relative_name(target, match)
         other = next((b for n, b in all_benches.items() if other_pattern.fullmatch(n)), None)
-        if other is None or not other.median_ns:
-            return None
-        return bench.median_ns / other.median_ns
-    return bench.median_ns / TIME_UNIT_NS[target.unit]
+        if other is None:
+            return None, f"{bench.name} / {other_pattern.pattern} (missing)"
+        label = f"{bench.name} / {other.name}"
+        if bench.median_ns is None or not other.median_ns:
+            return None, label
+        return bench.median_ns / other.median_ns, label
+    if bench.median_ns is None:
+        return None, bench.name
+    return bench.median_ns / TIME_UNIT_NS[target.unit], bench.name
 
 
 def evaluate(targets: list[Target], latest: dict[str, Run]) -> list[Row]:
@@ -142,9 +151,9 @@ def evaluate(targets: list[Target], latest: dict[str, Run]) -> list[Row]:
             if bench.error is not None:
                 rows.append(Row(target, name, None, ERROR, run.run_id))
                 continue
-            value = measure(target, bench, m, benches)
+            value, label = measure(target, bench, m, benches)
             status = NOT_MEASURED if value is None else status_of(target, value)
-            rows.append(Row(target, name, value, status, run.run_id))
+            rows.append(Row(target, name, value, status, run.run_id, label))
         if not matched:
             rows.append(Row(target, target.benchmark, None, NOT_MEASURED))
     return rows
@@ -174,7 +183,7 @@ def table_lines(rows: list[Row]) -> list[str]:
     header = ("benchmark", "median", "plan bound", "goal", "status")
     body = []
     for row in rows:
-        body.append((f"{row.target.binary}/{row.name}", format_value(row.measured, row.target.unit),
+        body.append((f"{row.target.binary}/{row.label}", format_value(row.measured, row.target.unit),
                      bound_text(row.target, row.target.plan_bound),
                      bound_text(row.target, row.target.goal), row.status))
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
