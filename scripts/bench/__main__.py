@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -79,6 +80,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="run every benchmark once (one iteration), store nothing: for CI")
     b.add_argument("--check-targets", action="store_true",
                    help="exit 1 when a measured median misses its plan bound")
+    b.add_argument("--list", action="store_true",
+                   help="list the built binaries and their benchmarks, then stop")
     b.add_argument("--no-run", action="store_true",
                    help="run nothing: compare/check/report the stored results")
     b.add_argument("--no-report", action="store_true", help="do not rewrite bench-report/")
@@ -236,6 +239,20 @@ def print_comparison(comp: comparison.Comparison, verbose: bool) -> None:
         log(comp.table)
 
 
+def list_benchmarks(args, targets: list[tg.Target]) -> int:
+    binaries = select_binaries(args.bin_dir, args.bench)
+    if not binaries:
+        log(f"bench: no benchmark binaries in {args.bin_dir} yet")
+    for binary in binaries:
+        names = runner.list_benchmarks(binary, args.filter)
+        log(f"{binary.name} ({len(names)} benchmarks)")
+        for name in names:
+            covering = [t for t in targets if t.binary == binary.name and t.pattern().fullmatch(name)]
+            note = "  [target]" if covering else ""
+            log(f"  {name}{note}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.gate or args.gate_update:
         meta = runner.collect_metadata(args.bin_dir, {"gate": True})
@@ -244,6 +261,8 @@ def cmd_bench(args) -> int:
                              tolerance=args.gate_tolerance, log=log)
 
     targets = tg.load_targets()
+    if args.list:
+        return list_benchmarks(args, targets)
     if args.baseline and store.load_baseline(args.baseline) is None:
         # Checked before measuring: a typo should not cost a whole run.
         known = ", ".join(b.run_id for b in store.list_baselines()) or "none"
@@ -367,6 +386,8 @@ def cmd_selftest() -> int:
 
 
 def main(argv: list[str]) -> int:
+    # Behave like a Unix tool when piped into head: no traceback on EPIPE.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parse_args(argv)
     if args.command == "bench":
         return cmd_bench(args)
