@@ -116,7 +116,8 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
     for ax in [a for row in axes for a in row][len(families):]:
         ax.axis("off")
     fig.suptitle(f"{binary}: median per run (lower is better)", fontsize=12)
-    fig.tight_layout()
+    # Leave the top band to the title so it does not sit on the first panels.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(out, dpi=100)
     plt.close(fig)
 
@@ -336,8 +337,8 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
         _html_table(("benchmark", "median", "plan bound", "goal", "status", "what", "source"),
                     [(f"{r.target.binary}/{r.label}", format_value(r.measured, r.target.unit),
                       tg.bound_text(r.target, r.target.plan_bound), tg.bound_text(r.target, r.target.goal),
-                      r.status, r.target.what, r.target.source) for r in rows],
-                    [STATUS_CSS[r.status] for r in rows]),
+                      r.status, r.target.what, r.target.source) for r in tg.checked_rows(rows)],
+                    [STATUS_CSS[r.status] for r in tg.checked_rows(rows)]),
         _comparison_html("Comparison with the previous run", vs_prev),
         _comparison_html(base_title, vs_base),
         "<h2>Trends</h2>",
@@ -367,7 +368,7 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
         ("benchmark", "median", "plan bound", "goal", "status"),
         [(f"{r.target.binary}/{r.label}", format_value(r.measured, r.target.unit),
           tg.bound_text(r.target, r.target.plan_bound), tg.bound_text(r.target, r.target.goal), r.status)
-         for r in rows])
+         for r in tg.checked_rows(rows)])
     md += [""] + _comparison_md("Comparison with the previous run", vs_prev)
     md += _comparison_md(base_title, vs_base)
     md += ["## Trends", ""] + [f"![{p.stem}]({p.name})" for p in charts] + [""]

@@ -179,10 +179,17 @@ def bound_text(target: Target, value: float | None) -> str:
     return f"{op} {format_value(value, target.unit)}"
 
 
+def checked_rows(rows: list[Row]) -> list[Row]:
+    """Rows worth a line in a targets table: measured rows of entries
+    without bound or goal ("tracked") only add length; the medians table
+    lists them."""
+    return [r for r in rows if r.status != TRACKED]
+
+
 def table_lines(rows: list[Row]) -> list[str]:
     header = ("benchmark", "median", "plan bound", "goal", "status")
     body = []
-    for row in rows:
+    for row in checked_rows(rows):
         body.append((f"{row.target.binary}/{row.label}", format_value(row.measured, row.target.unit),
                      bound_text(row.target, row.target.plan_bound),
                      bound_text(row.target, row.target.goal), row.status))
