@@ -69,22 +69,22 @@ void tlb_flush_generation(benchmark::State& state) {
 
 // Flush, then touch 64 pages again: the price of the flush including the
 // misses it causes.
-void tlb_refill_after_flush_all(benchmark::State& state) {
+template <class Flush>
+void refill_after(benchmark::State& state, Flush flush) {
   Tlb tlb = filled_tlb(bits_of(state));
   for (auto _ : state) {
-    tlb.flush_all();
+    flush(tlb);
     for (uint64_t v = 0; v < 64; ++v) benchmark::DoNotOptimize(*tlb.translate(GuestAddr(v * kPageSize), 8, Access::Read));
   }
   state.SetItemsProcessed(state.iterations() * 64);
 }
 
+void tlb_refill_after_flush_all(benchmark::State& state) {
+  refill_after(state, [](Tlb& t) { t.flush_all(); });
+}
+
 void tlb_refill_after_flush_generation(benchmark::State& state) {
-  Tlb tlb = filled_tlb(bits_of(state));
-  for (auto _ : state) {
-    tlb.flush_generation();
-    for (uint64_t v = 0; v < 64; ++v) benchmark::DoNotOptimize(*tlb.translate(GuestAddr(v * kPageSize), 8, Access::Read));
-  }
-  state.SetItemsProcessed(state.iterations() * 64);
+  refill_after(state, [](Tlb& t) { t.flush_generation(); });
 }
 
 void fill(ConcurrentTlb& tlb) {

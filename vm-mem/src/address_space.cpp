@@ -28,10 +28,6 @@ int host_prot(uint8_t perms) {
   return prot;
 }
 
-uint8_t needed_perm(Access kind) {
-  return kind == Access::Read ? core::kPermRead : kind == Access::Write ? core::kPermWrite : core::kPermExec;
-}
-
 }  // namespace
 
 WriterPreferringLock::WriterPreferringLock() {
@@ -341,7 +337,6 @@ GuestAddr AddressSpace::brk(GuestAddr request) {
 
 core::Result<void> AddressSpace::access(GuestAddr addr, uint8_t* buf, size_t size, Access kind) {
   if (size == 0) return {};
-  uint8_t need = needed_perm(kind);
   std::shared_lock lock(mutex_);
   // Check every page first so a faulting access has no partial effect.
   uint64_t first = addr.value(), last = first + size - 1;
@@ -349,11 +344,7 @@ core::Result<void> AddressSpace::access(GuestAddr addr, uint8_t* buf, size_t siz
   bool watched = false;
   for (uint64_t page = first & kPageMask;; page += kPageSize) {
     PageEntry e = page_table_.get(page >> kPageBits);
-    GuestAddr at(std::max(page, first));
-    if (!e.present()) return fail(ErrorCode::GuestFault, fmt::format("{} of unmapped memory", access_name(kind)), at);
-    if (!(e.perms & need))
-      return fail(ErrorCode::GuestFault,
-                  fmt::format("{} of memory with permissions {}", access_name(kind), core::perm_string(e.perms)), at);
+    if (auto ok = check_access(e, GuestAddr(std::max(page, first)), kind); !ok) return ok;
     watched |= (e.flags & kPageWatchWrite) != 0;
     if (page == (last & kPageMask)) break;
   }

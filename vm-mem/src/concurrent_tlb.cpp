@@ -40,12 +40,7 @@ core::Result<uint8_t*> ConcurrentTlb::translate_slow(GuestAddr addr, uint32_t si
     uint64_t gen = generation_.load(std::memory_order_acquire);
     uint64_t epoch = epoch_.load(std::memory_order_acquire);
     PageEntry pe = page_table_->get(a >> kPageBits);
-    uint8_t need = kind == Access::Read ? core::kPermRead : kind == Access::Write ? core::kPermWrite : core::kPermExec;
-    if (!pe.present()) return fail(ErrorCode::GuestFault, fmt::format("{} of unmapped memory", access_name(kind)), addr);
-    if ((pe.perms & need) == 0)
-      return fail(ErrorCode::GuestFault,
-                  fmt::format("{} of memory with permissions {}", access_name(kind), core::perm_string(pe.perms)),
-                  addr);
+    if (auto ok = check_access(pe, addr, kind); !ok) return std::unexpected(std::move(ok.error()));
     uint64_t allow = ((pe.perms & core::kPermRead) ? kAllowRead : 0) |
                      ((pe.perms & core::kPermWrite) && !(pe.flags & kPageWatchWrite) ? kAllowWrite : 0) |
                      ((pe.perms & core::kPermExec) ? kAllowFetch : 0);

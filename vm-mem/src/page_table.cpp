@@ -41,6 +41,17 @@ PageTable::~PageTable() {
   if (entries_ != nullptr) munmap(entries_, num_pages_ * sizeof(uint64_t));
 }
 
+core::Result<void> check_access(const PageEntry& e, core::GuestAddr at, core::Access kind) {
+  if (!e.present())
+    return core::fail(core::ErrorCode::GuestFault, fmt::format("{} of unmapped memory", core::access_name(kind)), at);
+  if ((e.perms & required_perm(kind)) == 0)
+    return core::fail(core::ErrorCode::GuestFault,
+                      fmt::format("{} of memory with permissions {}", core::access_name(kind),
+                                  core::perm_string(e.perms)),
+                      at);
+  return {};
+}
+
 void PageTable::set(uint64_t vpn, uint8_t* host, uint8_t perms, uint8_t flags) noexcept {
   VM_ASSERT(vpn < num_pages_, "page number outside the page table");
   VM_ASSERT((reinterpret_cast<uint64_t>(host) & ~kPageMask) == 0, "host page not aligned");

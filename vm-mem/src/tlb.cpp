@@ -27,10 +27,6 @@ constexpr unsigned kResizeWindow = 8;
 
 constexpr TlbEntry kEmpty{};
 
-uint8_t needed_perm(Access kind) {
-  return kind == Access::Read ? core::kPermRead : kind == Access::Write ? core::kPermWrite : core::kPermExec;
-}
-
 uint64_t comparator_of(const TlbEntry& e, Access kind) {
   return kind == Access::Read ? e.addr_read : kind == Access::Write ? e.addr_write : e.addr_code;
 }
@@ -115,11 +111,9 @@ core::Result<uint8_t*> Tlb::translate_slow(GuestAddr addr, uint32_t size, Access
   }
 
   PageEntry pe = page_table_->get(a >> kPageBits);
-  if (!pe.present() || (pe.perms & needed_perm(kind)) == 0) {
+  if (auto ok = check_access(pe, addr, kind); !ok) {
     if (stats_enabled_) ++stats_.faults;
-    if (!pe.present()) return fail(ErrorCode::GuestFault, fmt::format("{} of unmapped memory", access_name(kind)), addr);
-    return fail(ErrorCode::GuestFault,
-                fmt::format("{} of memory with permissions {}", access_name(kind), core::perm_string(pe.perms)), addr);
+    return std::unexpected(std::move(ok.error()));
   }
 
   bool was_live = live(main);

@@ -37,9 +37,6 @@ struct FrameHeader {
   uint8_t perms;
 };
 
-uint8_t need_of(Access kind) {
-  return kind == Access::Read ? kPermRead : kind == Access::Write ? kPermWrite : kPermExec;
-}
 
 // `bits` = log2 of the TLB size: 16 slots for 48 pages makes slots change
 // owner constantly (torn-entry hunting); 64 slots keeps stale entries alive
@@ -106,7 +103,7 @@ void concurrent_tlb_stress(unsigned bits) {
       bool ok = reinterpret_cast<uintptr_t>(host) - frame == off  // right offset
                 && h->vpn == vpn                                   // right guest page (no torn entry)
                 && h->version >= floor                             // nothing flushed before we started
-                && (h->perms & need_of(kind)) != 0;                // permissions of that same mapping
+                && (h->perms & required_perm(kind)) != 0;                // permissions of that same mapping
       if (!ok) failures.fetch_add(1);
       ++local_checked;
     }
@@ -159,7 +156,7 @@ void concurrent_tlb_stress(unsigned bits) {
     PageEntry e = pt->get(vpn);
     for (Access kind : {Access::Read, Access::Write, Access::Fetch}) {
       auto r = tlb.translate(GuestAddr(vpn * kPageSize + 16), 8, kind);
-      if (e.present() && (e.perms & need_of(kind))) {
+      if (e.present() && (e.perms & required_perm(kind))) {
         REQUIRE(r.has_value());
         CHECK(*r == e.host + 16);
       } else {

@@ -17,19 +17,8 @@ using vm::core::kPermWrite;
 
 namespace {
 
-struct Pages {
-  PageTable pt;
-  std::vector<uint8_t*> frames;
-  Pages() : pt(*PageTable::create(1024)) {}
-  ~Pages() {
-    for (uint8_t* f : frames) std::free(f);
-  }
-  uint8_t* map(uint64_t vpn, uint8_t perms, uint8_t flags = 0) {
-    auto* f = static_cast<uint8_t*>(std::aligned_alloc(kPageSize, kPageSize));
-    frames.push_back(f);
-    pt.set(vpn, f, perms, flags);
-    return f;
-  }
+struct Pages : vm::mem::test::TestPages {
+  Pages() : TestPages(1024) {}
 };
 
 }  // namespace
@@ -112,7 +101,7 @@ TEST_CASE("property: single-threaded ConcurrentTlb agrees with the page table") 
       auto kind = static_cast<Access>(rng.below(3));
       auto got = tlb.translate(GuestAddr(a), size, kind);
       PageEntry e = p.pt.get(a >> kPageBits);
-      uint8_t need = kind == Access::Read ? kPermRead : kind == Access::Write ? kPermWrite : kPermExec;
+      uint8_t need = required_perm(kind);
       if (((a ^ (a + size - 1)) & kPageMask) != 0) {
         REQUIRE_FALSE(got.has_value());
       } else if (e.present() && (e.perms & need)) {

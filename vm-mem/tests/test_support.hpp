@@ -5,7 +5,11 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <vector>
+
+#include "vm/mem/page_table.hpp"
 
 namespace vm::mem::test {
 
@@ -29,6 +33,27 @@ public:
 
 private:
   std::mt19937_64 gen_;
+};
+
+// A page table whose pages are backed by separately allocated frames, so
+// translations of different pages are unrelated host addresses. A frame is
+// filled with the low byte of its page number.
+struct TestPages {
+  PageTable pt;
+  std::vector<uint8_t*> frames;
+  explicit TestPages(uint64_t pages) : pt(*PageTable::create(pages)) {}
+  ~TestPages() {
+    for (uint8_t* f : frames) std::free(f);
+  }
+  TestPages(const TestPages&) = delete;
+  TestPages& operator=(const TestPages&) = delete;
+  uint8_t* map(uint64_t vpn, uint8_t perms, uint8_t flags = 0) {
+    auto* f = static_cast<uint8_t*>(std::aligned_alloc(kPageSize, kPageSize));
+    std::memset(f, static_cast<int>(vpn & 0xff), kPageSize);
+    frames.push_back(f);
+    pt.set(vpn, f, perms, flags);
+    return f;
+  }
 };
 
 }  // namespace vm::mem::test

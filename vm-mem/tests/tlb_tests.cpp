@@ -21,22 +21,8 @@ using vm::core::TlbFast;
 
 namespace {
 
-// A page table over 4096 guest pages backed by separately allocated frames,
-// so translations of different pages are unrelated host addresses.
-struct Pages {
-  PageTable pt;
-  std::vector<uint8_t*> frames;
-  Pages() : pt(*PageTable::create(4096)) {}
-  ~Pages() {
-    for (uint8_t* f : frames) std::free(f);
-  }
-  uint8_t* map(uint64_t vpn, uint8_t perms, uint8_t flags = 0) {
-    auto* f = static_cast<uint8_t*>(std::aligned_alloc(kPageSize, kPageSize));
-    std::memset(f, static_cast<int>(vpn & 0xff), kPageSize);
-    frames.push_back(f);
-    pt.set(vpn, f, perms, flags);
-    return f;
-  }
+struct Pages : test::TestPages {
+  Pages() : TestPages(4096) {}
 };
 
 // Exactly the check the LLVM lowering emits (vm/core/tlb_layout.hpp).
@@ -330,7 +316,7 @@ TEST_CASE("property: every Tlb translation matches the page table") {
       auto kind = static_cast<Access>(rng.below(3));
       auto got = tlb.translate(GuestAddr(a), size, kind);
       PageEntry e = p.pt.get(a >> kPageBits);
-      uint8_t need = kind == Access::Read ? kPermRead : kind == Access::Write ? kPermWrite : kPermExec;
+      uint8_t need = required_perm(kind);
       bool crosses = ((a ^ (a + size - 1)) & kPageMask) != 0;
       if (crosses) {
         REQUIRE_FALSE(got.has_value());

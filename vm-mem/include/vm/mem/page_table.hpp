@@ -24,12 +24,21 @@ enum PageFlag : uint8_t {
   kPageWatchWrite = 1,  // writes take the TLB slow path (translated code on the page)
 };
 
+// The permission bit an access of this kind needs.
+constexpr uint8_t required_perm(core::Access kind) {
+  return kind == core::Access::Read ? core::kPermRead : kind == core::Access::Write ? core::kPermWrite : core::kPermExec;
+}
+
 struct PageEntry {
   uint8_t* host = nullptr;  // host address of the page's first byte; null when unmapped
   uint8_t perms = core::kPermNone;
   uint8_t flags = 0;
   [[nodiscard]] bool present() const { return host != nullptr; }
 };
+
+// The guest fault for an access of `kind` at `at` to a page described by
+// `e`, or success when the page allows it. One wording for every path.
+core::Result<void> check_access(const PageEntry& e, core::GuestAddr at, core::Access kind);
 
 class PageTable {
 public:
