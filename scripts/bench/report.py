@@ -59,6 +59,22 @@ def _target_lines(binary: str, names: list[str], targets: list[tg.Target]) -> li
     return [(kind, ns, label) for (kind, ns), label in sorted(lines.items(), key=lambda kv: kv[0][1])]
 
 
+def _peer_names(binary: str, names: list[str], targets: list[tg.Target]) -> dict[str, str]:
+    """benchmark -> the benchmark a relative_to target divides it by."""
+    peers = {}
+    for t in targets:
+        if t.binary != binary or not t.relative_to:
+            continue
+        for name in names:
+            m = t.pattern().fullmatch(name)
+            if m:
+                other = tg.relative_pattern(t, m)
+                peer = next((n for n in names if other.fullmatch(n)), None)
+                if peer:
+                    peers.setdefault(name, peer)
+    return peers
+
+
 def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: pathlib.Path,
                 verdicts: dict | None = None) -> None:
     """verdicts: benchmark name -> Change of the latest run against the
@@ -66,6 +82,7 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (used through matplotlib.ticker)
 
     series: dict[str, dict[str, list]] = {}   # family -> name -> [median or None per run]
     for i, run in enumerate(history):
@@ -75,6 +92,8 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
     families = list(series)
     if not families:
         return
+    all_series = {name: ys for fam in series.values() for name, ys in fam.items()}
+    peers = _peer_names(binary, list(all_series), targets)
     ncols = 1 if len(families) == 1 else 2
     nrows = math.ceil(len(families) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, 3.8 * nrows), squeeze=False)
@@ -84,12 +103,19 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
         names = list(series[family])
         lines = _target_lines(binary, names, targets)
         values = [v for n in names for v in series[family][n] if v is not None]
-        span = values + [ns for _, ns, _ in lines]
-        unit, scale = _pick_unit(max(span) if span else 1.0)
+        peer_values = [v for n in names if n in peers for v in all_series[peers[n]] if v is not None]
+        span = values + peer_values + [ns for _, ns, _ in lines]
+        # The unit follows the measurements, not the (often far away) bounds.
+        unit, scale = _pick_unit(max(values + peer_values) if values else 1.0)
         for name in names:
             ys = [None if v is None else v / scale for v in series[family][name]]
             (line,) = ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.5,
                               label=name[len(family):].lstrip("/") or name)
+            if name in peers:
+                # The peer this benchmark is judged against (relative_to), same colour, dashed.
+                peer_ys = [None if v is None else v / scale for v in all_series[peers[name]]]
+                ax.plot(xs, peer_ys, marker="x", markersize=4, linewidth=1.0, linestyle="--",
+                        color=line.get_color(), alpha=0.7, label=f"peer {peers[name]}")
             change = (verdicts or {}).get(name)
             if change is not None and change.status in ("regression", "improvement") and ys[-1] is not None:
                 color = "#c0392b" if change.status == "regression" else "#27ae60"
@@ -103,6 +129,7 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
         positive = [v for v in span if v and v > 0]
         if positive and max(positive) / min(positive) > 20:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         else:
             ax.set_ylim(bottom=0)
         ax.set_title(family, fontsize=11)

@@ -102,7 +102,7 @@ def status_of(target: Target, value: float) -> str:
     return PASS
 
 
-def _relative_name(target: Target, match: re.Match) -> re.Pattern:
+def relative_pattern(target: Target, match: re.Match) -> re.Pattern:
     template = target.relative_to
     for i in range(9, 0, -1):
         group = match.group(i) if i <= (match.re.groups or 0) else None
@@ -116,7 +116,7 @@ def measure(target: Target, bench: Benchmark, match: re.Match,
     if target.counter is not None:
         return bench.counter_median(target.counter), f"{bench.name} [{target.counter}]"
     if target.relative_to is not None:
-        other_pattern = _relative_name(target, match)
+        other_pattern = relative_pattern(target, match)
         other = next((b for n, b in all_benches.items() if other_pattern.fullmatch(n)), None)
         if other is None:
             return None, f"{bench.name} / {other_pattern.pattern} (missing)"
