@@ -59,6 +59,9 @@ def load_config(path: pathlib.Path = GATE_CONFIG_FILE) -> tuple[list[GateEntry],
         iters = int(item.get("iterations", default_iters))
         if iters < 10 or 10 ** round(math.log10(iters)) != iters:
             raise ValueError(f"{path}: {item}: iterations must be a power of ten >= 10")
+        if re.search(r"/threads:(?!1$)\d+$", item["name"]):
+            # Every thread enters the timed loop, so the dumps no longer pair up.
+            raise ValueError(f"{path}: {item}: multi-threaded benchmarks cannot be gated")
         entries.append(GateEntry(item["binary"], item["name"], iters,
                                  float(item.get("timeout_seconds", default_timeout))))
     return entries, float(doc.get("tolerance_percent", 2.0))
@@ -70,7 +73,8 @@ def _totals(path: pathlib.Path) -> int | None:
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    m = re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
+    # The newline matters: a dump still being written may end mid-number.
+    m = re.search(r"^totals:\s+(\d+)\n", text, re.MULTILINE)
     return int(m.group(1)) if m else None
 
 

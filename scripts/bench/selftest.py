@@ -296,6 +296,8 @@ class GateTest(unittest.TestCase):
             f = pathlib.Path(tmp) / "cg.out.4"
             f.write_text("version: 1\nevents: Ir\nsummary: 2045\n")
             self.assertIsNone(gate._totals(f))
+            f.write_text("version: 1\nevents: Ir\nsummary: 2045\n\ntotals: 20")
+            self.assertIsNone(gate._totals(f))
             f.write_text("version: 1\nevents: Ir\nsummary: 2045\n\ntotals: 2045\n")
             self.assertEqual(gate._totals(f), 2045)
 
@@ -303,6 +305,9 @@ class GateTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             f = pathlib.Path(tmp) / "gate.json"
             f.write_text(json.dumps({"benchmarks": [{"binary": "b", "name": "n", "iterations": 500}]}))
+            with self.assertRaises(ValueError):
+                gate.load_config(f)
+            f.write_text(json.dumps({"benchmarks": [{"binary": "b", "name": "n/real_time/threads:2"}]}))
             with self.assertRaises(ValueError):
                 gate.load_config(f)
             f.write_text(json.dumps({"tolerance_percent": 3, "benchmarks": [{"binary": "b", "name": "n"}]}))
