@@ -372,8 +372,8 @@ private:
     }
     if (!opts_.chain_exits) return emit_return(c64(target.value()), code);
     std::string name = fmt::format("{}.chain{}", opts_.function_name, chain_slots_.size());
-    auto* slot = new llvm::GlobalVariable(mod_, ptr_, false, llvm::GlobalValue::ExternalLinkage,
-                                          llvm::ConstantPointerNull::get(ptr_), name);
+    auto* slot = llvm::cast<llvm::GlobalVariable>(mod_.getOrInsertGlobal(name, ptr_));
+    slot->setInitializer(llvm::ConstantPointerNull::get(ptr_));
     slot->setAlignment(llvm::Align(8));
     chain_slots_.push_back(ChainSlot{name, target});
     store_dirty();

@@ -1,0 +1,275 @@
+// JITCompiler on ORC LLJIT. Codegen is done here, not by LLJIT's compile
+// layer, so each phase can be timed on its own: lower (vm-translate), optimise
+// (vm-translate's lean function pipeline), codegen (one long-lived
+// TargetMachine emitting an object into memory) and link (the object added
+// to LLJIT under its own ResourceTracker, then the entry symbol looked up).
+#include "vm/engine/jit.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <unistd.h>
+#include <unordered_map>
+
+#include <llvm/ExecutionEngine/Orc/Core.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Object/ObjectFile.h>
+#include <llvm/Support/SmallVectorMemoryBuffer.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include "vm/translate/llvm_lowering.hpp"
+
+// 128-bit division helpers from libgcc, which i128 divisions lower to.
+extern "C" {
+__int128 __divti3(__int128, __int128);
+unsigned __int128 __udivti3(unsigned __int128, unsigned __int128);
+__int128 __modti3(__int128, __int128);
+unsigned __int128 __umodti3(unsigned __int128, unsigned __int128);
+}
+
+namespace vm::engine {
+
+using core::ErrorCode;
+
+std::string_view tier_name(Tier t) { return t == Tier::Fast ? "fast" : "optimized"; }
+std::optional<Tier> parse_tier(std::string_view s) {
+  if (s == "fast") return Tier::Fast;
+  if (s == "optimized" || s == "opt") return Tier::Optimized;
+  return std::nullopt;
+}
+std::optional<Stage> parse_stage(std::string_view s) {
+  if (s == "lift" || s == "llvm" || s == "lowered") return Stage::Lowered;
+  if (s == "opt" || s == "optimized") return Stage::Optimized;
+  if (s == "asm" || s == "codegen") return Stage::Assembly;
+  return std::nullopt;
+}
+
+namespace {
+
+std::string llvm_error(llvm::Error e) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << e;
+  return os.str();
+}
+
+double micros_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+uint64_t code_section_bytes(llvm::MemoryBufferRef obj) {
+  auto file = llvm::object::ObjectFile::createObjectFile(obj);
+  if (!file) {
+    llvm::consumeError(file.takeError());
+    return 0;
+  }
+  uint64_t n = 0;
+  for (const auto& sec : (*file)->sections())
+    if (sec.isText()) n += sec.getSize();
+  return n;
+}
+
+}  // namespace
+
+struct JITCompiler::Impl {
+  JitOptions options;
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  std::unique_ptr<llvm::TargetMachine> tm;
+  llvm::LLVMContext context;
+  std::mutex mutex;
+  uint64_t next_unit = 1;
+  std::unordered_map<uint64_t, llvm::orc::ResourceTrackerSP> units;
+  FILE* perf_map = nullptr;
+
+  ~Impl() {
+    if (perf_map) std::fclose(perf_map);
+  }
+
+  void optimize(llvm::Module& m) { translate::run_lean_pipeline(m, tm.get()); }
+
+  void configure_codegen(Tier tier) {
+    tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
+    tm->setFastISel(tier == Tier::Fast);
+    tm->setO0WantsFastISel(tier == Tier::Fast);
+  }
+
+  core::Result<llvm::SmallVector<char, 0>> emit(llvm::Module& m, llvm::CodeGenFileType kind) {
+    llvm::SmallVector<char, 0> buf;
+    llvm::raw_svector_ostream os(buf);
+    llvm::legacy::PassManager pm;
+    if (tm->addPassesToEmitFile(pm, os, nullptr, kind))
+      return core::fail(ErrorCode::Internal, "target cannot emit this file type");
+    pm.run(m);
+    return buf;
+  }
+
+  std::unique_ptr<llvm::Module> new_module(std::string_view name) {
+    auto m = std::make_unique<llvm::Module>(name, context);
+    m->setDataLayout(tm->createDataLayout());
+    m->setTargetTriple(tm->getTargetTriple().str());
+    return m;
+  }
+
+  translate::LoweringOptions lowering_options(std::string name) const {
+    translate::LoweringOptions lo;
+    lo.memory = options.memory;
+    lo.target = translate::LoweringTarget::X86_64;
+    lo.chain_exits = options.chain_exits;
+    lo.function_name = std::move(name);
+    return lo;
+  }
+};
+
+JITCompiler::JITCompiler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+JITCompiler::~JITCompiler() = default;
+const JitOptions& JITCompiler::options() const { return impl_->options; }
+
+core::Result<std::unique_ptr<JITCompiler>> JITCompiler::create(const JitOptions& options) {
+  static std::once_flag init;
+  std::call_once(init, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+  });
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb) return core::fail(ErrorCode::Internal, "detecting the host: " + llvm_error(jtmb.takeError()));
+  jtmb->setCodeModel(llvm::CodeModel::Small);
+  auto tm = jtmb->createTargetMachine();
+  if (!tm) return core::fail(ErrorCode::Internal, "creating the target machine: " + llvm_error(tm.takeError()));
+  impl->tm = std::move(*tm);
+  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(*jtmb).create();
+  if (!jit) return core::fail(ErrorCode::Internal, "creating LLJIT: " + llvm_error(jit.takeError()));
+  impl->jit = std::move(*jit);
+
+  auto& es = impl->jit->getExecutionSession();
+  llvm::orc::SymbolMap syms;
+  auto add = [&](const char* name, void* addr) {
+    syms[es.intern(name)] = {llvm::orc::ExecutorAddr::fromPtr(addr), llvm::JITSymbolFlags::Exported};
+  };
+  add("__divti3", reinterpret_cast<void*>(&__divti3));
+  add("__udivti3", reinterpret_cast<void*>(&__udivti3));
+  add("__modti3", reinterpret_cast<void*>(&__modti3));
+  add("__umodti3", reinterpret_cast<void*>(&__umodti3));
+  if (auto e = impl->jit->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(syms))))
+    return core::fail(ErrorCode::Internal, "defining runtime symbols: " + llvm_error(std::move(e)));
+
+  if (options.perf_map) impl->perf_map = std::fopen(fmt::format("/tmp/perf-{}.map", getpid()).c_str(), "a");
+  return std::unique_ptr<JITCompiler>(new JITCompiler(std::move(impl)));
+}
+
+core::Result<CompiledBlock> JITCompiler::compile(const ir::IRBlock& block, Tier tier) {
+  return compile_region(std::span<const ir::IRBlock>(&block, 1), tier);
+}
+
+core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBlock> blocks, Tier tier) {
+  if (blocks.empty()) return core::fail(ErrorCode::InvalidArgument, "nothing to compile");
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mutex);
+  CompiledBlock out;
+  out.start_pc = blocks[0].start_pc;
+  out.tier = tier;
+  out.unit = im.next_unit++;
+  std::string name = fmt::format("vm_{:x}_u{}", blocks[0].start_pc.value(), out.unit);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto module = im.new_module(name);
+  auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name));
+  if (!lowered) return std::unexpected(lowered.error());
+  out.stats.lower_us = micros_since(t0);
+  out.stats.ir_instructions = lowered->ir_instructions;
+
+  if (tier == Tier::Optimized) {
+    t0 = std::chrono::steady_clock::now();
+    im.optimize(*module);
+    out.stats.optimize_us = micros_since(t0);
+    out.stats.ir_instructions_optimized = translate::count_instructions(*module);
+  } else {
+    out.stats.ir_instructions_optimized = out.stats.ir_instructions;
+  }
+
+  t0 = std::chrono::steady_clock::now();
+  im.configure_codegen(tier);
+  auto obj = im.emit(*module, llvm::CodeGenFileType::ObjectFile);
+  if (!obj) return std::unexpected(obj.error());
+  module.reset();
+  auto buffer = std::make_unique<llvm::SmallVectorMemoryBuffer>(std::move(*obj), name, false);
+  out.stats.code_bytes = code_section_bytes(buffer->getMemBufferRef());
+  out.code_size = out.stats.code_bytes;
+  out.stats.codegen_us = micros_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  auto rt = im.jit->getMainJITDylib().createResourceTracker();
+  if (auto e = im.jit->addObjectFile(rt, std::move(buffer)))
+    return core::fail(ErrorCode::Internal, "adding object: " + llvm_error(std::move(e)));
+  auto sym = im.jit->lookup(name);
+  if (!sym) {
+    std::string msg = llvm_error(sym.takeError());
+    llvm::consumeError(rt->remove());
+    return core::fail(ErrorCode::Internal, "linking " + name + ": " + msg);
+  }
+  out.entry = sym->toPtr<translate::BlockFn>();
+  for (const auto& slot : lowered->chain_slots) {
+    auto s = im.jit->lookup(slot.symbol);
+    if (!s) {
+      std::string msg = llvm_error(s.takeError());
+      llvm::consumeError(rt->remove());
+      return core::fail(ErrorCode::Internal, "chain slot " + slot.symbol + ": " + msg);
+    }
+    out.chain_slots.push_back(s->toPtr<void**>());
+    out.chain_targets.push_back(slot.target);
+  }
+  out.stats.link_us = micros_since(t0);
+  im.units.emplace(out.unit, std::move(rt));
+  if (im.perf_map) {
+    std::fprintf(im.perf_map, "%lx %lx vm_block_%lx_%s\n", reinterpret_cast<unsigned long>(out.entry),
+                 static_cast<unsigned long>(out.code_size), static_cast<unsigned long>(out.start_pc.value()),
+                 std::string(tier_name(tier)).c_str());
+    std::fflush(im.perf_map);
+  }
+  return out;
+}
+
+core::Result<void> JITCompiler::release(const CompiledBlock& block) {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->units.find(block.unit);
+  if (it == impl_->units.end()) return core::failf(ErrorCode::NotFound, "no compiled unit {}", block.unit);
+  auto rt = std::move(it->second);
+  impl_->units.erase(it);
+  if (auto e = rt->remove()) return core::fail(ErrorCode::Internal, "freeing code: " + llvm_error(std::move(e)));
+  return {};
+}
+
+size_t JITCompiler::live_units() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->units.size();
+}
+
+core::Result<std::string> JITCompiler::dump(const ir::IRBlock& block, Tier tier, Stage stage) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mutex);
+  std::string name = fmt::format("vm_{:x}", block.start_pc.value());
+  auto module = im.new_module(name);
+  auto lowered = translate::lower_block(block, *module, im.lowering_options(name));
+  if (!lowered) return std::unexpected(lowered.error());
+  if (stage != Stage::Lowered && tier == Tier::Optimized) im.optimize(*module);
+  if (stage == Stage::Assembly) {
+    im.configure_codegen(tier);
+    auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile);
+    if (!text) return std::unexpected(text.error());
+    return std::string(text->begin(), text->end());
+  }
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  module->print(os, nullptr);
+  return os.str();
+}
+
+}  // namespace vm::engine

@@ -1,0 +1,146 @@
+// GuestMemoryBridge (softmmu slow paths over a core::GuestMemory) and the
+// block-at-a-time JIT execution loop.
+#include <cstring>
+#include <unordered_map>
+
+#include "vm/engine/jit.hpp"
+
+namespace vm::engine {
+
+struct BridgeAccess {
+  static core::GuestMemory& memory(translate::MemoryContext* mem) {
+    return *static_cast<GuestMemoryBridge*>(mem->user)->memory_;
+  }
+  static uint32_t fault(translate::MemoryContext* mem, const core::Error& e, uint64_t addr, core::Access access) {
+    mem->fault_addr = e.addr ? e.addr->value() : addr;
+    mem->fault_access = static_cast<uint32_t>(access);
+    return 1;
+  }
+  static uint32_t load(translate::MemoryContext* mem, uint64_t addr, uint64_t size, void* out) {
+    auto r = memory(mem).read(core::GuestAddr(addr), std::span<uint8_t>(static_cast<uint8_t*>(out), size));
+    return r ? 0 : fault(mem, r.error(), addr, core::Access::Read);
+  }
+  static uint32_t store(translate::MemoryContext* mem, uint64_t addr, uint64_t size, const void* in) {
+    auto r = memory(mem).write(core::GuestAddr(addr), std::span<const uint8_t>(static_cast<const uint8_t*>(in), size));
+    return r ? 0 : fault(mem, r.error(), addr, core::Access::Write);
+  }
+  // Not atomic with respect to other host threads: the bridge serves one guest thread.
+  static uint32_t atomic(translate::MemoryContext* mem, uint64_t addr, uint64_t size, uint32_t op, const void* operands,
+                         void* old_out) {
+    uint8_t old[16] = {}, neu[16] = {};
+    if (auto r = memory(mem).read(core::GuestAddr(addr), std::span<uint8_t>(old, size)); !r)
+      return fault(mem, r.error(), addr, core::Access::Read);
+    const auto* ops = static_cast<const uint8_t*>(operands);
+    if (op == translate::kAtomicSlowCmpxchg) {
+      std::memcpy(neu, std::memcmp(old, ops, size) == 0 ? ops + 16 : old, size);
+    } else {
+      uint64_t o = 0, v = 0, n = 0;
+      std::memcpy(&o, old, size);
+      std::memcpy(&v, ops, size);
+      switch (static_cast<ir::RmwOp>(op)) {
+        case ir::RmwOp::Xchg: n = v; break;
+        case ir::RmwOp::Add: n = o + v; break;
+        case ir::RmwOp::Sub: n = o - v; break;
+        case ir::RmwOp::And: n = o & v; break;
+        case ir::RmwOp::Or: n = o | v; break;
+        case ir::RmwOp::Xor: n = o ^ v; break;
+      }
+      std::memcpy(neu, &n, size);
+    }
+    if (auto r = memory(mem).write(core::GuestAddr(addr), std::span<const uint8_t>(neu, size)); !r)
+      return fault(mem, r.error(), addr, core::Access::Write);
+    std::memcpy(old_out, old, size);
+    return 0;
+  }
+};
+
+GuestMemoryBridge::GuestMemoryBridge(core::GuestMemory& memory, const ir::HelperTable& helpers) : memory_(&memory) {
+  // One entry whose comparators never match: index_mask 0 makes every access use it.
+  tlb_.index_mask = 0;
+  tlb_.table = &empty_entry_;
+  tlb_.tag = 0;
+  ctx_.tlb = &tlb_;
+  ctx_.helpers = helpers.fns.data();
+  ctx_.load_slow = &BridgeAccess::load;
+  ctx_.store_slow = &BridgeAccess::store;
+  ctx_.atomic_slow = &BridgeAccess::atomic;
+  ctx_.user = this;
+}
+
+std::string_view jit_run_reason_name(JitRunResult::Reason r) {
+  switch (r) {
+    case JitRunResult::Reason::Stop: return "stop";
+    case JitRunResult::Reason::Trap: return "trap";
+    case JitRunResult::Reason::Fault: return "fault";
+    case JitRunResult::Reason::Syscall: return "syscall";
+    case JitRunResult::Reason::StepLimit: return "step limit";
+    case JitRunResult::Reason::Error: return "error";
+  }
+  return "?";
+}
+
+JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
+                     const BlockSource& source, Tier tier, const ir::HelperTable& helpers) {
+  JitRunResult res;
+  JitOptions jo;
+  jo.memory = translate::MemoryStrategy::SoftMmu;
+  auto jit = JITCompiler::create(jo);
+  if (!jit) {
+    res.reason = JitRunResult::Reason::Error;
+    res.message = jit.error().to_string();
+    return res;
+  }
+  GuestMemoryBridge bridge(memory, helpers);
+  std::unordered_map<uint64_t, translate::BlockFn> cache;
+  while (true) {
+    res.pc = core::GuestAddr(state.rip);
+    if (res.pc == stop_pc) {
+      res.reason = JitRunResult::Reason::Stop;
+      return res;
+    }
+    if (res.blocks >= max_blocks) {
+      res.reason = JitRunResult::Reason::StepLimit;
+      return res;
+    }
+    auto it = cache.find(state.rip);
+    if (it == cache.end()) {
+      auto blk = source(memory, res.pc);
+      if (!blk) {
+        res.reason = blk.error().code == core::ErrorCode::GuestFault ? JitRunResult::Reason::Fault
+                                                                     : JitRunResult::Reason::Error;
+        res.fault_addr = blk.error().addr;
+        res.message = blk.error().message;
+        return res;
+      }
+      auto compiled = (*jit)->compile(*blk, tier);
+      if (!compiled) {
+        res.reason = JitRunResult::Reason::Error;
+        res.message = compiled.error().to_string();
+        return res;
+      }
+      ++res.blocks_compiled;
+      it = cache.emplace(state.rip, compiled->entry).first;
+    }
+    auto exit = translate::decode_exit(it->second(&state, &bridge.context()));
+    ++res.blocks;
+    res.pc = core::GuestAddr(state.rip);
+    if (exit.kind == ir::TermKind::Trap) {
+      res.trap = exit.trap;
+      if (exit.trap == ir::TrapReason::MemoryFault) {
+        res.reason = JitRunResult::Reason::Fault;
+        res.fault_addr = core::GuestAddr(bridge.context().fault_addr);
+        res.message = fmt::format("{} fault", core::access_name(static_cast<core::Access>(bridge.context().fault_access)));
+      } else {
+        res.reason = JitRunResult::Reason::Trap;
+        res.message = std::string(ir::trap_reason_name(exit.trap));
+      }
+      return res;
+    }
+    if (exit.kind == ir::TermKind::Syscall) {
+      res.reason = JitRunResult::Reason::Syscall;
+      return res;
+    }
+  }
+}
+
+}  // namespace vm::engine

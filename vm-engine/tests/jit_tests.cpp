@@ -1,0 +1,284 @@
+// The JIT against the reference interpreter: random verifier-valid blocks run
+// from identical random states and memory through both, at both tiers and
+// with both memory strategies, must leave identical state, memory and exit.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "lowering_harness.hpp"
+#include "random_blocks.hpp"
+#include "vm/engine/jit.hpp"
+#include "vm/ir/builder.hpp"
+#include "vm/ir/text.hpp"
+
+using namespace vm;
+using vm::testing::FlatMemory;
+
+namespace {
+
+engine::JITCompiler& jit_for(translate::MemoryStrategy s) {
+  static std::unique_ptr<engine::JITCompiler> direct, softmmu;
+  auto& slot = s == translate::MemoryStrategy::Direct ? direct : softmmu;
+  if (!slot) {
+    engine::JitOptions o;
+    o.memory = s;
+    auto j = engine::JITCompiler::create(o);
+    REQUIRE_MESSAGE(j.has_value(), (j ? "" : j.error().to_string()));
+    slot = std::move(*j);
+  }
+  return *slot;
+}
+
+// A TLB covering the window's pages of `mem` with real entries, so softmmu
+// code takes the inline fast path there and the slow path elsewhere.
+struct WindowTlb {
+  std::vector<core::TlbEntry> entries = std::vector<core::TlbEntry>(64);
+  core::TlbFast fast;
+  WindowTlb(FlatMemory& mem, uint64_t tag) {
+    fast.index_mask = (entries.size() - 1) << core::kTlbEntrySizeLog2;
+    fast.table = entries.data();
+    fast.tag = tag << core::kTlbTagShift;
+    for (uint64_t page = mem.base(); page < mem.base() + mem.size(); page += core::kTlbPageSize) {
+      auto& e = entries[(page >> core::kTlbPageBits) % entries.size()];
+      e.addr_read = page | fast.tag;
+      e.addr_write = page | fast.tag;
+      e.addend = reinterpret_cast<uint64_t>(mem.host() + (page & FlatMemory::kMask)) - page;
+    }
+  }
+};
+
+enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb };
+
+// Runs `block` through the interpreter and the JIT; returns "" when they agree.
+std::string compare_one(const ir::IRBlock& block, const core::X86State& s0, const FlatMemory& m0, engine::Tier tier,
+                        Mode mode) {
+  FlatMemory mi(m0.base(), m0.size());
+  mi.copy_from(m0);
+  core::X86State si = s0;
+  ir::HelperTable no_helpers;
+  ir::Interpreter interp(mi, no_helpers);
+  ir::ExecResult want = interp.run(block, si);
+
+  FlatMemory mj(m0.base(), m0.size());
+  mj.copy_from(m0);
+  core::X86State sj = s0;
+  auto strategy = mode == Mode::Direct ? translate::MemoryStrategy::Direct : translate::MemoryStrategy::SoftMmu;
+  auto compiled = jit_for(strategy).compile(block, tier);
+  if (!compiled) return "compile failed: " + compiled.error().to_string();
+  translate::ExitInfo got;
+  uint64_t fault_addr = 0;
+  if (mode == Mode::Direct) {
+    auto ctx = mj.direct_context(no_helpers.fns.data());
+    got = engine::execute(*compiled, sj, ctx);
+  } else {
+    engine::GuestMemoryBridge bridge(mj, no_helpers);
+    WindowTlb tlb(mj, 5);
+    if (mode == Mode::SoftMmuTlb) bridge.context().tlb = &tlb.fast;
+    got = engine::execute(*compiled, sj, bridge.context());
+    fault_addr = bridge.context().fault_addr;
+  }
+  (void)jit_for(strategy).release(*compiled);
+  std::string diff = testing::state_diff(si, sj) + testing::memory_diff(mi.window(), mj.window(), m0.base());
+  if (got != testing::expected_exit(want))
+    diff += fmt::format("  exit: want kind {} trap {} got kind {} trap {}\n", int(want.kind), int(want.trap),
+                        int(got.kind), int(got.trap));
+  if (want.trap == ir::TrapReason::MemoryFault && want.kind == ir::TermKind::Trap && want.fault_addr &&
+      want.fault_addr->value() != fault_addr)
+    diff += fmt::format("  fault addr: want {:#x} got {:#x}\n", want.fault_addr->value(), fault_addr);
+  return diff;
+}
+
+void differential(uint64_t seed, uint32_t count, Mode mode, const ir::testing::RandomBlockOptions& base_opts,
+                  uint64_t window_base = 0x10000, uint64_t window_size = 0x1000) {
+  std::mt19937_64 rng(seed);
+  uint32_t failures = 0;
+  for (uint32_t i = 0; i < count && failures < 3; ++i) {
+    auto opts = base_opts;
+    opts.size = static_cast<uint32_t>(4 + rng() % 60);
+    ir::IRBlock block = ir::testing::random_block(rng, opts);
+    core::X86State s0 = testing::random_state(rng);
+    FlatMemory m0(window_base, window_size);
+    m0.fill(rng);
+    for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+      std::string diff = compare_one(block, s0, m0, tier, mode);
+      if (!diff.empty()) {
+        ++failures;
+        FAIL_CHECK(fmt::format("seed {} block {} tier {}:\n{}{}", seed, i, engine::tier_name(tier), diff, ir::print(block)));
+      }
+    }
+  }
+}
+
+ir::testing::RandomBlockOptions no_helper_options() {
+  ir::testing::RandomBlockOptions o;
+  o.helpers = false;  // rdtsc is not deterministic
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("JIT matches the interpreter on 1000 random blocks (direct memory, both tiers)") {
+  uint64_t seed = ir::testing::test_seed(0x5eed0001);
+  differential(seed, 1000 * ir::testing::test_scale(), Mode::Direct, no_helper_options());
+}
+
+TEST_CASE("JIT matches the interpreter with softmmu slow paths, including precise faults") {
+  uint64_t seed = ir::testing::test_seed(0x5eed0002);
+  auto o = no_helper_options();
+  // The block's accesses straddle the end of the mapped window, so some fault.
+  o.mem_base = 0x10f00;
+  o.mem_size = 0x200;
+  differential(seed, 250 * ir::testing::test_scale(), Mode::SoftMmuSlow, o);
+}
+
+TEST_CASE("JIT matches the interpreter with softmmu TLB hits and misses") {
+  uint64_t seed = ir::testing::test_seed(0x5eed0003);
+  auto o = no_helper_options();
+  o.mem_base = 0x10e00;
+  o.mem_size = 0x400;
+  differential(seed, 250 * ir::testing::test_scale(), Mode::SoftMmuTlb, o);
+}
+
+TEST_CASE("helper calls see the flushed state and their writes are reloaded") {
+  auto block = ir::parse(R"(block 0x1000 len 2 {
+  insn 0x1000
+  %0:i64 = const 0x1
+  set_reg rax, %0
+  %1:i64 = const 0x0
+  set_reg rcx, %1
+  call_helper cpuid
+  %2:i64 = get_reg rax
+  %3:i64 = get_reg rbx
+  %4:i64 = add %2, %3
+  set_reg rdx, %4
+  exit 0x1002
+})");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  FlatMemory m(0x10000, 0x1000);
+  core::X86State want{}, got{};
+  ir::Interpreter interp(m);
+  interp.run(*block, want);
+  auto compiled = jit_for(translate::MemoryStrategy::Direct).compile(*block, engine::Tier::Optimized);
+  REQUIRE(compiled.has_value());
+  auto ctx = m.direct_context(ir::HelperTable::defaults().fns.data());
+  auto exit = engine::execute(*compiled, got, ctx);
+  CHECK(exit.kind == ir::TermKind::Exit);
+  CHECK(testing::state_diff(want, got) == "");
+  CHECK(got.gpr[2] != 0);
+}
+
+TEST_CASE("released code is freed and compiling continues") {
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  std::mt19937_64 rng(7);
+  auto block = ir::testing::random_block(rng, no_helper_options());
+  size_t before = jit.live_units();
+  auto a = jit.compile(block, engine::Tier::Fast);
+  REQUIRE(a.has_value());
+  CHECK(jit.live_units() == before + 1);
+  CHECK(a->stats.code_bytes > 0);
+  CHECK(a->stats.ir_instructions > 0);
+  REQUIRE(jit.release(*a).has_value());
+  CHECK(jit.live_units() == before);
+  CHECK_FALSE(jit.release(*a).has_value());
+  auto b = jit.compile(block, engine::Tier::Optimized);
+  REQUIRE(b.has_value());
+  CHECK(jit.release(*b).has_value());
+}
+
+TEST_CASE("a chained exit tail-calls the successor stored in its slot") {
+  auto a = ir::parse(R"(block 0x1000 len 4 {
+  insn 0x1000
+  %0:i64 = get_reg rax
+  %1:i64 = const 0x5
+  %2:i64 = add %0, %1
+  set_reg rax, %2
+  jump 0x2000
+})");
+  auto b = ir::parse(R"(block 0x2000 len 4 {
+  insn 0x2000
+  %0:i64 = get_reg rax
+  %1:i64 = const 0x3
+  %2:i64 = mul %0, %1
+  set_reg rax, %2
+  exit 0x3000
+})");
+  REQUIRE(a.has_value());
+  REQUIRE(b.has_value());
+  engine::JitOptions o;
+  o.chain_exits = true;
+  auto jit = engine::JITCompiler::create(o);
+  REQUIRE(jit.has_value());
+  auto ca = (*jit)->compile(*a, engine::Tier::Fast);
+  auto cb = (*jit)->compile(*b, engine::Tier::Optimized);
+  REQUIRE(ca.has_value());
+  REQUIRE(cb.has_value());
+  REQUIRE(ca->chain_slots.size() == 1);
+  CHECK(ca->chain_targets[0] == core::GuestAddr(0x2000));
+  FlatMemory m(0x10000, 0x1000);
+  auto ctx = m.direct_context();
+  core::X86State s{};
+  s.gpr[0] = 1;
+  auto e1 = engine::execute(*ca, s, ctx);  // unchained: returns at 0x2000
+  CHECK(e1.kind == ir::TermKind::Jump);
+  CHECK(s.rip == 0x2000);
+  CHECK(s.gpr[0] == 6);
+  *ca->chain_slots[0] = reinterpret_cast<void*>(cb->entry);
+  s.gpr[0] = 1;
+  auto e2 = engine::execute(*ca, s, ctx);  // chained: runs b too
+  CHECK(e2.kind == ir::TermKind::Exit);
+  CHECK(s.rip == 0x3000);
+  CHECK(s.gpr[0] == 18);
+}
+
+TEST_CASE("a region keeps jumps between its blocks inside one function") {
+  auto blocks = ir::parse_blocks(R"(block 0x1000 len 4 {
+  insn 0x1000
+  %0:i64 = get_reg rcx
+  %1:i64 = const 0x1
+  %2:i64 = sub %0, %1
+  set_reg rcx, %2
+  %3:i64 = get_reg rax
+  %4:i64 = add %3, %0
+  set_reg rax, %4
+  %5:i64 = const 0x0
+  %6:i1 = cmp.ne %2, %5
+  branch %6, 0x1000, 0x1010
+}
+block 0x1010 len 1 {
+  insn 0x1010
+  %0:i64 = get_reg rax
+  %1:i64 = const 0x2
+  %2:i64 = shl %0, %1
+  set_reg rax, %2
+  exit 0x2000
+})");
+  REQUIRE_MESSAGE(blocks.has_value(), (blocks ? "" : blocks.error().to_string()));
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+    auto c = jit.compile_region(*blocks, tier);
+    REQUIRE(c.has_value());
+    FlatMemory m(0x10000, 0x1000);
+    auto ctx = m.direct_context();
+    core::X86State s{};
+    s.gpr[1] = 10;
+    auto e = engine::execute(*c, s, ctx);
+    CHECK(e.kind == ir::TermKind::Exit);
+    CHECK(s.rip == 0x2000);
+    CHECK(s.gpr[0] == 55 * 4);
+    CHECK(s.gpr[1] == 0);
+  }
+}
+
+TEST_CASE("dump gives each stage") {
+  std::mt19937_64 rng(11);
+  auto block = ir::testing::random_block(rng, no_helper_options());
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  auto lowered = jit.dump(block, engine::Tier::Fast, engine::Stage::Lowered);
+  auto opt = jit.dump(block, engine::Tier::Optimized, engine::Stage::Optimized);
+  auto as = jit.dump(block, engine::Tier::Optimized, engine::Stage::Assembly);
+  REQUIRE(lowered.has_value());
+  REQUIRE(opt.has_value());
+  REQUIRE(as.has_value());
+  CHECK(lowered->find("define i64 @vm_401000(ptr noalias") != std::string::npos);
+  CHECK(as->find("vm_401000:") != std::string::npos);
+}

@@ -1,0 +1,43 @@
+// The LLVM-level entry points of the vm-ir lowering, for code that owns an
+// LLVM module (vm-engine's JITCompiler, the CrossTranslator). Only forward
+// declarations of LLVM types appear here; see lowering.hpp for the contract
+// of the generated functions.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vm/translate/lowering.hpp"
+
+namespace llvm {
+class Module;
+class Function;
+class TargetMachine;
+}  // namespace llvm
+
+namespace vm::translate {
+
+struct LoweredFunction {
+  llvm::Function* function = nullptr;
+  std::vector<ChainSlot> chain_slots;  // in exit order (chain_exits only)
+  uint32_t ir_instructions = 0;        // LLVM instructions emitted
+};
+
+// Adds a function named options.function_name to `module` (verifying the
+// blocks first and the LLVM function after). The module's triple and data
+// layout are the caller's business; the generated IR does not depend on them.
+core::Result<LoweredFunction> lower_block(const ir::IRBlock& block, llvm::Module& module,
+                                          const LoweringOptions& options);
+core::Result<LoweredFunction> lower_region(std::span<const ir::IRBlock> blocks, llvm::Module& module,
+                                           const LoweringOptions& options);
+
+// Counts the instructions of every function in the module (statistics).
+uint32_t count_instructions(const llvm::Module& module);
+
+// The lean optimisation pipeline shared by the JIT's Tier::Optimized and the
+// cross translator: SROA, EarlyCSE, InstCombine, SimplifyCFG, GVN, DSE, ADCE,
+// SimplifyCFG over every function. Builds its own analysis managers.
+void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm);
+
+}  // namespace vm::translate

@@ -1,0 +1,142 @@
+// vm-ir -> LLVM lowering: the contract between generated code and its caller.
+//
+// Every lowered unit (one IRBlock, or a region of blocks with internal edges)
+// becomes a function `uint64_t fn(X86State* noalias state, MemoryContext* mem)`
+// that runs the unit once and returns an exit code (encode_exit below). On
+// return state->rip holds the next pc, or the pc of the trapping instruction
+// for a trap, exactly as the vm-ir interpreter leaves it; guest registers are
+// kept in SSA values inside the function and written back only at exits and
+// around helper calls. The same lowering serves the host JIT (vm-engine) and
+// the AArch64 / RISC-V cross translator: everything target- or
+// environment-specific is reached through MemoryContext at run time.
+//
+// This header has no LLVM types; the LLVM-level entry points used by vm-engine
+// are in vm/translate/llvm_lowering.hpp, and docs/jit.md describes the design.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "vm/core/error.hpp"
+#include "vm/core/tlb_layout.hpp"
+#include "vm/core/x86_state.hpp"
+#include "vm/ir/interpreter.hpp"
+#include "vm/ir/ir.hpp"
+
+namespace vm::translate {
+
+// How guest loads and stores become host accesses.
+enum class MemoryStrategy : uint8_t {
+  // host = mem->guest_base + (addr & mem->region_mask). Cannot fault and can
+  // never reach host memory outside the region; a guest access outside the
+  // mapped part of the region is not detected (the owner maps the whole
+  // region, or accepts that; host signal handling is not used).
+  Direct,
+  // Inline TLB hit check (vm/core/tlb_layout.hpp) with an out-of-line call to
+  // mem->load_slow / store_slow / translate_slow on a miss. Faults are precise:
+  // a failing slow path ends the block with Trap(memory_fault) at the
+  // instruction's pc, fault address and access kind in mem->fault_*.
+  SoftMmu,
+};
+
+std::string_view memory_strategy_name(MemoryStrategy s);
+
+// The code generator the lowering is for (a few ops use target intrinsics).
+enum class LoweringTarget : uint8_t { X86_64, AArch64, RiscV64 };
+
+struct MemoryContext;
+
+// Slow paths return 0 on success; on a fault they set mem->fault_addr (first
+// inaccessible byte) and mem->fault_access (core::Access) and return nonzero.
+using LoadSlowFn = uint32_t (*)(MemoryContext* mem, uint64_t addr, uint64_t size, void* out);
+using StoreSlowFn = uint32_t (*)(MemoryContext* mem, uint64_t addr, uint64_t size, const void* in);
+// An atomic access that missed the TLB, done entirely by the slow path:
+// `op` is an ir::RmwOp value or kAtomicSlowCmpxchg; `operands` holds the
+// value (or expected value) in bytes 0..15 and the desired value in 16..31;
+// the old memory value goes to `old_out`. Reads before it writes, like the
+// interpreter, so the reported access kind matches.
+inline constexpr uint32_t kAtomicSlowCmpxchg = 6;
+using AtomicSlowFn = uint32_t (*)(MemoryContext* mem, uint64_t addr, uint64_t size, uint32_t op, const void* operands,
+                                  void* old_out);
+
+// Everything generated code needs besides the register file. Plain data with
+// a fixed layout (offsets below are asserted), so a C driver on another
+// architecture can build one too.
+struct MemoryContext {
+  uint64_t guest_base = 0;                 // Direct
+  uint64_t region_mask = ~uint64_t{0};     // Direct
+  const core::TlbFast* tlb = nullptr;      // SoftMmu
+  const ir::HelperFn* helpers = nullptr;   // ir::kNumHelpers entries (HelperTable::fns), may be null
+  LoadSlowFn load_slow = nullptr;          // SoftMmu
+  StoreSlowFn store_slow = nullptr;        // SoftMmu
+  AtomicSlowFn atomic_slow = nullptr;      // SoftMmu atomics
+  uint64_t fault_addr = 0;                 // written by slow paths
+  uint32_t fault_access = 0;               // core::Access of the fault
+  uint32_t reserved = 0;
+  void* user = nullptr;                    // the owner's data for its slow paths
+};
+
+inline constexpr size_t kMemCtxGuestBase = 0, kMemCtxRegionMask = 8, kMemCtxTlb = 16, kMemCtxHelpers = 24,
+                        kMemCtxLoadSlow = 32, kMemCtxStoreSlow = 40, kMemCtxAtomicSlow = 48,
+                        kMemCtxFaultAddr = 56, kMemCtxFaultAccess = 64;
+static_assert(offsetof(MemoryContext, guest_base) == kMemCtxGuestBase);
+static_assert(offsetof(MemoryContext, region_mask) == kMemCtxRegionMask);
+static_assert(offsetof(MemoryContext, tlb) == kMemCtxTlb);
+static_assert(offsetof(MemoryContext, helpers) == kMemCtxHelpers);
+static_assert(offsetof(MemoryContext, load_slow) == kMemCtxLoadSlow);
+static_assert(offsetof(MemoryContext, store_slow) == kMemCtxStoreSlow);
+static_assert(offsetof(MemoryContext, atomic_slow) == kMemCtxAtomicSlow);
+static_assert(offsetof(MemoryContext, fault_addr) == kMemCtxFaultAddr);
+static_assert(offsetof(MemoryContext, fault_access) == kMemCtxFaultAccess);
+static_assert(sizeof(MemoryContext) == 80);
+
+// The signature of every lowered unit.
+using BlockFn = uint64_t (*)(core::X86State* state, MemoryContext* mem);
+
+// Exit code returned by a lowered unit:
+//   bits 0..7   the ir::TermKind the unit ended with (Trap for trap
+//               terminators and for run-time traps: divide error, memory fault)
+//   bits 8..15  ir::TrapReason (Trap only)
+//   bits 16..23 interrupt vector (Trap(interrupt) only)
+// The next pc (or trapping pc) is always in state->rip, never in the code.
+struct ExitInfo {
+  ir::TermKind kind = ir::TermKind::None;
+  ir::TrapReason trap = ir::TrapReason::InvalidOpcode;
+  uint8_t vector = 0;
+  friend constexpr bool operator==(const ExitInfo&, const ExitInfo&) = default;
+};
+
+constexpr uint64_t encode_exit(ir::TermKind kind, ir::TrapReason trap = ir::TrapReason::InvalidOpcode,
+                               uint8_t vector = 0) {
+  return uint64_t(kind) | uint64_t(trap) << 8 | uint64_t(vector) << 16;
+}
+constexpr ExitInfo decode_exit(uint64_t code) {
+  return ExitInfo{static_cast<ir::TermKind>(code & 0xff), static_cast<ir::TrapReason>((code >> 8) & 0xff),
+                  static_cast<uint8_t>((code >> 16) & 0xff)};
+}
+
+struct LoweringOptions {
+  MemoryStrategy memory = MemoryStrategy::Direct;
+  LoweringTarget target = LoweringTarget::X86_64;
+  // Direct exits (jump, branch, direct call) leave through a per-exit chain
+  // slot: a global pointer that, once the engine stores a compiled successor
+  // in it, is tail-called instead of returning. Off: plain returns.
+  bool chain_exits = false;
+  std::string function_name = "vm_block";
+};
+
+// A direct exit's chaining slot (a global `void*` in the lowered module).
+struct ChainSlot {
+  std::string symbol;   // the global's name
+  core::GuestAddr target;  // the guest pc the exit goes to
+};
+
+// Lowers one block (or a region whose blocks' jumps to each other's start_pc
+// become internal branches) and prints the LLVM IR module as text.
+core::Result<std::string> lower_to_llvm_text(const ir::IRBlock& block, const LoweringOptions& options = {});
+core::Result<std::string> lower_region_to_llvm_text(std::span<const ir::IRBlock> blocks,
+                                                    const LoweringOptions& options = {});
+
+}  // namespace vm::translate
