@@ -91,8 +91,14 @@ IntResult int_binary(Opcode opc, uint32_t bits, u128 a, u128 b) {
     case Opcode::SMax: return {sext_bits(a, bits) > sext_bits(b, bits) ? a : b};
     case Opcode::UMin: return {a < b ? a : b};
     case Opcode::UMax: return {a > b ? a : b};
-    case Opcode::AddSatS: return {clamp_s(sext_bits(a, bits) + sext_bits(b, bits), bits)};
-    case Opcode::SubSatS: return {clamp_s(sext_bits(a, bits) - sext_bits(b, bits), bits)};
+    case Opcode::AddSatS:
+    case Opcode::SubSatS: {
+      // Below 128 bits the exact sum fits in s128; at 128 bits detect overflow.
+      s128 x = sext_bits(a, bits), y = sext_bits(b, bits), r;
+      bool over = opc == Opcode::AddSatS ? __builtin_add_overflow(x, y, &r) : __builtin_sub_overflow(x, y, &r);
+      if (over) return {static_cast<u128>(x < 0 ? smin_of(128) : smax_of(128))};
+      return {clamp_s(r, bits)};
+    }
     case Opcode::AddSatU: {
       u128 s = a + b;
       bool over = bits >= 128 ? s < a : s > width_mask(bits);
@@ -113,8 +119,9 @@ IntResult int_unary(Opcode opc, uint32_t bits, u128 a) {
     case Opcode::Not: return {trunc_bits(~a, bits)};
     case Opcode::Neg: return {trunc_bits(-a, bits)};
     case Opcode::Abs: {
-      s128 s = sext_bits(a, bits);
-      return {trunc_bits(static_cast<u128>(s < 0 ? -s : s), bits)};
+      // Negate in unsigned arithmetic: -INT128_MIN would overflow s128.
+      bool negative = sext_bits(a, bits) < 0;
+      return {trunc_bits(negative ? u128(0) - a : a, bits)};
     }
     case Opcode::Ctz: {
       if (a == 0) return {bits};
