@@ -220,19 +220,13 @@ def run_all(args, binaries: list[pathlib.Path]) -> tuple[store.Run | None, int]:
     return store.Run(run_id, path, meta), rc
 
 
-def build_differences(old: store.Run, new: store.Run) -> str:
-    """What differs between the builds of two runs (compiler, flags, CPU):
-    a comparison across such a difference measures the toolchain too."""
-    keys = ("compiler", "build_type", "cxx_flags", "cpu_model")
-    diffs = [f"{k}: {old.meta.get(k)!r} -> {new.meta.get(k)!r}" for k in keys if old.meta.get(k) != new.meta.get(k)]
-    return "; ".join(diffs)
-
-
 def print_comparison(comp: comparison.Comparison, verbose: bool) -> None:
     moved = [c for c in comp.changes if c.moved]
     noisy = [c for c in comp.changes if c.status == "noise"]
     log(f"  {comp.binary}: {len(comp.changes)} compared, {len(comp.regressions())} regression(s), "
         f"{len(moved) - len(comp.regressions())} other move(s), {len(noisy)} within noise")
+    for note in comp.notes:
+        log(f"    note: {note}")
     for c in sorted(moved, key=lambda c: -c.change):
         log("    " + comparison.describe(c))
     if verbose:
@@ -293,11 +287,11 @@ def cmd_bench(args) -> int:
                 log(f"  {binary}: first stored result")
                 continue
             any_prev = True
-            if diff := build_differences(prev, current):
-                log(f"  note: {binary}: the previous run was built differently ({diff})")
-            print_comparison(comparison.compare_files(
+            comp = comparison.compare_files(
                 binary, prev.json_path(binary), current.json_path(binary), old_label=prev.run_id,
-                new_label=current.run_id, threshold=threshold, alpha=alpha), args.verbose)
+                new_label=current.run_id, threshold=threshold, alpha=alpha)
+            comp.notes = store.context_notes(prev, current)
+            print_comparison(comp, args.verbose)
         if not any_prev:
             log("  (no earlier run to compare with)")
 
@@ -313,12 +307,11 @@ def cmd_bench(args) -> int:
             if binary not in base.binaries():
                 log(f"  {binary}: not in the baseline")
                 continue
-            if diff := build_differences(base, current):
-                log(f"  note: {binary}: the baseline was built differently ({diff})")
             comp = comparison.compare_files(
                 binary, base.json_path(binary), current.json_path(binary),
                 old_label=f"baseline {args.baseline}", new_label=current.run_id,
                 threshold=threshold, alpha=alpha)
+            comp.notes = store.context_notes(base, current)
             print_comparison(comp, args.verbose)
             regressions += [(binary, c) for c in comp.regressions()]
             few_reps |= any(min(c.repetitions) < 4 for c in comp.changes)

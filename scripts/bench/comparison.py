@@ -17,7 +17,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from store import Benchmark, format_ns, parse_benchmarks
 
@@ -58,6 +58,7 @@ class Comparison:
     table: str               # compare.py's own output
     only_old: list           # benchmarks that disappeared
     only_new: list           # benchmarks that are new
+    notes: list = field(default_factory=list)  # context: toolchain or load differences
 
     def regressions(self) -> list:
         return [c for c in self.changes if c.status == "regression"]

@@ -290,6 +290,18 @@ class SmokeTest(unittest.TestCase):
             self.assertIn("cannot_list --benchmark_list_tests failed", text)
 
 
+class ContextNotesTest(unittest.TestCase):
+    def test_toolchain_and_load_are_called_out(self):
+        def run(**meta):
+            return store.Run("r", pathlib.Path("/nonexistent"), {"cpus": 2, **meta})
+        quiet = run(compiler="g++ 12", load_average=[0.2, 0.1, 0.1])
+        self.assertEqual(store.context_notes(quiet, run(compiler="g++ 12", load_average=[0.5, 0, 0])), [])
+        notes = store.context_notes(quiet, run(compiler="clang 19", load_average=[3.0, 0, 0]))
+        self.assertEqual(len(notes), 2)
+        self.assertIn("compiler differs", notes[0])
+        self.assertIn("busy", notes[1])
+
+
 class GateTest(unittest.TestCase):
     def test_totals_needs_a_complete_dump(self):
         with tempfile.TemporaryDirectory() as tmp:

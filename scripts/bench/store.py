@@ -216,3 +216,19 @@ def format_value(value: float | None, unit: str) -> str:
     if unit in TIME_UNIT_NS:
         return format_ns(value * TIME_UNIT_NS[unit])
     return f"{value:.3g} {unit}".rstrip()
+
+
+def context_notes(old: Run, new: Run) -> list[str]:
+    """Why two runs may differ for reasons other than the code: a different
+    toolchain or CPU, or a busy machine (load average above 3/4 of the CPUs
+    when either run started)."""
+    notes = []
+    for key in ("compiler", "build_type", "cxx_flags", "cpu_model"):
+        if old.meta.get(key) != new.meta.get(key):
+            notes.append(f"{key} differs: {old.meta.get(key)!r} -> {new.meta.get(key)!r}")
+    loads = [r.meta.get("load_average", [None])[0] for r in (old, new)]
+    cpus = new.meta.get("cpus") or old.meta.get("cpus")
+    if cpus and all(isinstance(x, (int, float)) for x in loads) and max(loads) > 0.75 * cpus:
+        notes.append(f"the machine was busy (1-minute load {loads[0]:.1f} -> {loads[1]:.1f} on {cpus} CPUs): "
+                     "timing changes may come from the load, not the code")
+    return notes
