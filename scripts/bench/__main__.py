@@ -71,8 +71,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     b.add_argument("--filter", metavar="REGEX", help="only benchmarks whose name matches (Google Benchmark regex)")
     b.add_argument("--repetitions", type=int, default=9, metavar="N",
                    help="repetitions per benchmark; the U-test wants >= 9 (default 9)")
-    b.add_argument("--min-time", type=float, default=0.2, metavar="SECONDS",
-                   help="minimum time per repetition (default 0.2)")
+    b.add_argument("--min-time", type=float, default=0.1, metavar="SECONDS",
+                   help="minimum (CPU) time per repetition (default 0.1)")
     b.add_argument("--save-baseline", metavar="NAME", help="save this run as baseline NAME")
     b.add_argument("--baseline", metavar="NAME",
                    help="compare with baseline NAME; exit 1 when a benchmark regressed")
