@@ -107,6 +107,7 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
         span = values + peer_values + [ns for _, ns, _ in lines]
         # The unit follows the measurements, not the (often far away) bounds.
         unit, scale = _pick_unit(max(values + peer_values) if values else 1.0)
+        moves = {"regression": [], "improvement": []}
         for name in names:
             ys = [None if v is None else v / scale for v in series[family][name]]
             (line,) = ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.5,
@@ -121,8 +122,15 @@ def trend_chart(binary: str, history: list[Run], targets: list[tg.Target], out: 
                 color = "#c0392b" if change.status == "regression" else "#27ae60"
                 ax.plot([xs[-1]], [ys[-1]], marker="o", markersize=11, markerfacecolor="none",
                         markeredgecolor=color, markeredgewidth=2)
-                ax.annotate(f"{change.change:+.0%}", (xs[-1], ys[-1]), textcoords="offset points",
-                            xytext=(-8, 8), ha="right", fontsize=8, color=color, fontweight="bold")
+                moves[change.status].append(f"{name[len(family):].lstrip('/') or name} {change.change:+.0%}")
+        # One box per panel instead of labels at the points, which collide
+        # when several lines move together.
+        text = [f"{title} vs previous: " + ", ".join(items)
+                for title, items in (("slower", moves["regression"]), ("faster", moves["improvement"])) if items]
+        if text:
+            ax.text(0.01, 0.98, "\n".join(text), transform=ax.transAxes, va="top", ha="left", fontsize=8,
+                    color="#c0392b" if moves["regression"] else "#27ae60", fontweight="bold",
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
         for kind, ns, label in lines:
             ax.axhline(ns / scale, color="#c0392b" if kind == "plan bound" else "#27ae60",
                        linestyle="--" if kind == "plan bound" else ":", linewidth=1.6, label=label)
