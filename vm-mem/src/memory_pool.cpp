@@ -18,6 +18,9 @@ using core::failf;
 namespace {
 
 constexpr unsigned kSlabShift = 18;
+constexpr unsigned kGranuleShift = 4;  // one state byte per 16 bytes
+static_assert((size_t{1} << kGranuleShift) == MemoryPool::kMinBlock);
+static_assert(MemoryPool::kNumClasses < 255);
 static_assert((size_t{1} << kSlabShift) == MemoryPool::kSlabBytes);
 static_assert(MemoryPool::class_bytes(MemoryPool::kNumClasses - 1) == MemoryPool::kMaxSmall);
 static_assert(MemoryPool::class_index(MemoryPool::kMaxSmall) == MemoryPool::kNumClasses - 1);
@@ -38,10 +41,6 @@ uint64_t next_pool_id() {
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-// Owner-thread counters that other threads may read: a plain increment,
-// but atomic so the reads in stats() are not data races.
-inline void bump(std::atomic<uint64_t>& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-
 }  // namespace
 
 struct MemoryPool::Slab {
@@ -50,36 +49,19 @@ struct MemoryPool::Slab {
   uint32_t block = 0;
   uint32_t capacity = 0;
   uint64_t magic = 0;
-  // One state byte per block: 1 = handed out, 0 = free (in a cache, a shared
-  // list or not carved yet). Outside the blocks, so callers cannot corrupt it.
-  std::unique_ptr<std::atomic<uint8_t>[]> state;
 };
 
-struct MemoryPool::ThreadCache {
-  struct Bin {
-    uint32_t count = 0;
-    uint32_t capacity = 0;
-    void** slots = nullptr;
-  };
-  std::array<Bin, kNumClasses> bins;
-  std::unique_ptr<void*[]> storage;
-  std::array<std::atomic<uint64_t>, kNumClasses> allocs{};
-  std::array<std::atomic<uint64_t>, kNumClasses> frees{};
-  std::atomic<uint64_t> refills{0}, flushes{0};
-  bool in_use = false;  // guarded by caches_mutex_
-
-  ThreadCache() {
-    size_t total = 0;
-    for (unsigned c = 0; c < kNumClasses; ++c) total += cache_capacity(class_bytes(c));
-    storage = std::make_unique<void*[]>(total);
-    size_t at = 0;
-    for (unsigned c = 0; c < kNumClasses; ++c) {
-      bins[c].capacity = cache_capacity(class_bytes(c));
-      bins[c].slots = storage.get() + at;
-      at += bins[c].capacity;
-    }
+MemoryPool::ThreadCache::ThreadCache() {
+  size_t total = 0;
+  for (unsigned c = 0; c < kNumClasses; ++c) total += cache_capacity(class_bytes(c));
+  storage = std::make_unique<void*[]>(total);
+  size_t at = 0;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    bins[c].capacity = cache_capacity(class_bytes(c));
+    bins[c].slots = storage.get() + at;
+    at += bins[c].capacity;
   }
-};
+}
 
 // Which pools are alive, so a thread that exits can hand its caches back to
 // the pools that still exist (and skip the ones already destroyed).
@@ -99,20 +81,19 @@ struct ThreadCacheRegistry {
   }
 };
 
+namespace detail {
+thread_local constinit PoolCacheRef tl_pool_cache{};
+}  // namespace detail
+
 namespace {
 
-struct CacheRef {
-  uint64_t pool_id = 0;
-  MemoryPool::ThreadCache* cache = nullptr;
-};
-
-// Fast path: the last pool this thread used (trivial type, no TLS guard).
-thread_local constinit CacheRef tl_last{};
+using detail::PoolCacheRef;
+using CacheRef = PoolCacheRef;
 
 struct ThreadCaches {
   std::vector<CacheRef> refs;
   ~ThreadCaches() {
-    tl_last = {};
+    detail::tl_pool_cache = {};
     for (const CacheRef& r : refs) ThreadCacheRegistry::thread_exit(r.pool_id, r.cache);
   }
 };
@@ -135,6 +116,14 @@ core::Result<std::unique_ptr<MemoryPool>> MemoryPool::create(MemoryPoolConfig co
   auto base = (reinterpret_cast<uintptr_t>(p) + kSlabBytes - 1) & ~(uintptr_t{kSlabBytes} - 1);
   pool->arena_ = reinterpret_cast<uint8_t*>(base);
   pool->max_slabs_ = config.arena_bytes >> kSlabShift;
+  pool->arena_bytes_ = pool->max_slabs_ << kSlabShift;
+  pool->state_bytes_ = pool->arena_bytes_ >> kGranuleShift;
+  void* st = mmap(nullptr, pool->state_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                  -1, 0);
+  if (st == MAP_FAILED)
+    return failf(ErrorCode::OutOfMemory, "cannot reserve {} bytes of pool block states: {}", pool->state_bytes_,
+                 std::strerror(errno));
+  pool->state_ = static_cast<std::atomic<uint8_t>*>(st);
   pool->slabs_ = std::make_unique<std::atomic<Slab*>[]>(pool->max_slabs_);
   for (uint64_t i = 0; i < pool->max_slabs_; ++i) pool->slabs_[i].store(nullptr, std::memory_order_relaxed);
   {
@@ -151,23 +140,24 @@ MemoryPool::~MemoryPool() {
     std::lock_guard lock(ThreadCacheRegistry::mutex());
     ThreadCacheRegistry::pools().erase(id_);
   }
-  if (tl_last.pool_id == id_) tl_last = {};
+  if (detail::tl_pool_cache.pool_id == id_) detail::tl_pool_cache = {};
   uint64_t n = std::min(next_slab_.load(), max_slabs_);
   for (uint64_t i = 0; i < n; ++i) delete slabs_[i].load(std::memory_order_relaxed);
   for (auto& [start, bytes] : large_) munmap(reinterpret_cast<void*>(start), bytes);
   if (arena_mapping_ != nullptr) munmap(arena_mapping_, arena_mapping_bytes_);
+  if (state_ != nullptr) munmap(state_, state_bytes_);
 }
 
 MemoryPool::ThreadCache& MemoryPool::thread_cache() {
-  if (tl_last.pool_id == id_) [[likely]]
-    return *tl_last.cache;
+  if (detail::tl_pool_cache.pool_id == id_) [[likely]]
+    return *detail::tl_pool_cache.cache;
   return thread_cache_slow();
 }
 
 MemoryPool::ThreadCache& MemoryPool::thread_cache_slow() {
   for (const CacheRef& r : tl_caches.refs) {
     if (r.pool_id == id_) {
-      tl_last = r;
+      detail::tl_pool_cache = r;
       return *r.cache;
     }
   }
@@ -187,7 +177,7 @@ MemoryPool::ThreadCache& MemoryPool::thread_cache_slow() {
     tc->in_use = true;
   }
   tl_caches.refs.push_back(CacheRef{id_, tc});
-  tl_last = CacheRef{id_, tc};
+  detail::tl_pool_cache = CacheRef{id_, tc};
   return *tc;
 }
 
@@ -202,31 +192,36 @@ size_t MemoryPool::effective_size(size_t size, size_t alignment) {
   return std::bit_ceil(std::max(size, alignment));
 }
 
-core::Result<void*> MemoryPool::allocate(size_t size, size_t alignment) {
+core::Result<void*> MemoryPool::allocate_general(size_t size, size_t alignment) {
   if (size == 0) return fail(ErrorCode::InvalidArgument, "allocation of 0 bytes");
   if (!std::has_single_bit(alignment) || alignment > kMaxAlignment)
     return failf(ErrorCode::InvalidArgument, "alignment {} is not a power of two up to {}", alignment, kMaxAlignment);
   size = effective_size(size, alignment);
   if (size > kMaxSmall) return allocate_large(size);
-  unsigned cls = class_index(size);
-  ThreadCache& tc = thread_cache();
-  ThreadCache::Bin& bin = tc.bins[cls];
-  if (bin.count == 0) [[unlikely]] {
-    if (auto r = refill(tc, cls); !r) return std::unexpected(std::move(r.error()));
-  }
-  void* p = bin.slots[--bin.count];
-  auto off = static_cast<uintptr_t>(static_cast<uint8_t*>(p) - arena_);
-  Slab* slab = slabs_[off >> kSlabShift].load(std::memory_order_relaxed);
-  uint64_t idx = ((off & (kSlabBytes - 1)) * slab->magic) >> kMagicShift;
-  slab->state[idx].store(1, std::memory_order_relaxed);
-  bump(tc.allocs[cls]);
-  return p;
+  return allocate(size);  // now a plain small request
 }
 
-core::Result<void> MemoryPool::deallocate(void* ptr) {
+core::Result<void*> MemoryPool::allocate_refill(unsigned cls) {
+  ThreadCache& tc = thread_cache();  // also makes this pool the thread's current one
+  if (tc.bins[cls].count == 0) {
+    if (auto r = refill(tc, cls); !r) return std::unexpected(std::move(r.error()));
+  }
+  return allocate(class_bytes(cls));
+}
+
+void MemoryPool::push_free(void* ptr, unsigned cls) {
+  ThreadCache& tc = thread_cache();
+  ThreadCache::Bin& bin = tc.bins[cls];
+  if (bin.count == bin.capacity) [[unlikely]]
+    flush(tc, cls, bin.capacity / 2);
+  bin.slots[bin.count++] = ptr;
+  count(tc.frees[cls]);
+}
+
+core::Result<void> MemoryPool::deallocate_other(void* ptr) {
   if (ptr == nullptr) return fail(ErrorCode::InvalidArgument, "deallocate of a null pointer");
   auto off = static_cast<uintptr_t>(static_cast<uint8_t*>(ptr) - arena_);
-  if (off < (max_slabs_ << kSlabShift)) return deallocate_small(ptr, -1);
+  if (off < arena_bytes_) return free_error(ptr, -1, 0);  // inside a block
   return deallocate_large(ptr, 0);
 }
 
@@ -239,20 +234,33 @@ core::Result<void> MemoryPool::deallocate(void* ptr, size_t size, size_t alignme
   }
   size = effective_size(size, alignment);
   auto off = static_cast<uintptr_t>(static_cast<uint8_t*>(ptr) - arena_);
-  if (off < (max_slabs_ << kSlabShift)) {
-    if (size > kMaxSmall) {
-      size_mismatches_.fetch_add(1, std::memory_order_relaxed);
-      return failf(ErrorCode::InvalidArgument, "deallocate of {:p} with size {}, but it is a small block",
-                   ptr, size);
-    }
-    return deallocate_small(ptr, static_cast<int>(class_index(size)));
+  if (off >= arena_bytes_) {
+    size_t pages = (size + 4095) & ~size_t{4095};
+    return deallocate_large(ptr, size > kMaxSmall ? pages : 1);
   }
-  size_t pages = (size + 4095) & ~size_t{4095};
-  return deallocate_large(ptr, size > kMaxSmall ? pages : 1);
+  if (off % kMinBlock != 0) return free_error(ptr, -1, 0);
+  int expected = size > kMaxSmall ? -2 : static_cast<int>(class_index(size));
+  std::atomic<uint8_t>& state = state_[off >> kGranuleShift];
+  uint8_t seen = state.load(std::memory_order_relaxed);
+  if (seen == 0 || static_cast<int>(seen) - 1 != expected) return free_error(ptr, expected, seen);
+  // Another thread may free it between the load and here: the exchange decides.
+  if (state.exchange(0, std::memory_order_relaxed) == 0) return free_error(ptr, expected, 0);
+  push_free(ptr, seen - 1u);
+  return {};
 }
 
-core::Result<void> MemoryPool::deallocate_small(void* ptr, int expected_class) {
-  auto off = static_cast<uintptr_t>(static_cast<uint8_t*>(ptr) - arena_);
+// Works out which misuse it was (cold path). `state` is the block's state
+// byte as seen by the caller (0: not live).
+core::Result<void> MemoryPool::free_error(const void* ptr, int expected_class, uint8_t state) {
+  if (state != 0) {
+    size_mismatches_.fetch_add(1, std::memory_order_relaxed);
+    if (expected_class == -2)
+      return failf(ErrorCode::InvalidArgument, "deallocate of {:p} with a size above 64 KiB, but it is a {}-byte block",
+                   ptr, class_bytes(state - 1u));
+    return failf(ErrorCode::InvalidArgument, "deallocate of {:p} as a {}-byte block, but it is a {}-byte block", ptr,
+                 class_bytes(static_cast<unsigned>(expected_class)), class_bytes(state - 1u));
+  }
+  auto off = static_cast<uintptr_t>(static_cast<const uint8_t*>(ptr) - arena_);
   Slab* slab = slabs_[off >> kSlabShift].load(std::memory_order_acquire);
   if (slab == nullptr) {
     foreign_frees_.fetch_add(1, std::memory_order_relaxed);
@@ -265,22 +273,8 @@ core::Result<void> MemoryPool::deallocate_small(void* ptr, int expected_class) {
     return failf(ErrorCode::InvalidArgument, "deallocate of {:p}, which is not the start of a {}-byte block", ptr,
                  slab->block);
   }
-  if (expected_class >= 0 && static_cast<unsigned>(expected_class) != slab->cls) {
-    size_mismatches_.fetch_add(1, std::memory_order_relaxed);
-    return failf(ErrorCode::InvalidArgument, "deallocate of {:p} as a {}-byte block, but it is a {}-byte block", ptr,
-                 class_bytes(static_cast<unsigned>(expected_class)), slab->block);
-  }
-  if (slab->state[idx].exchange(0, std::memory_order_relaxed) == 0) {
-    double_frees_.fetch_add(1, std::memory_order_relaxed);
-    return failf(ErrorCode::InvalidArgument, "double free of {:p} (or a block that was never allocated)", ptr);
-  }
-  ThreadCache& tc = thread_cache();
-  ThreadCache::Bin& bin = tc.bins[slab->cls];
-  if (bin.count == bin.capacity) [[unlikely]]
-    flush(tc, slab->cls, bin.capacity / 2);
-  bin.slots[bin.count++] = ptr;
-  bump(tc.frees[slab->cls]);
-  return {};
+  double_frees_.fetch_add(1, std::memory_order_relaxed);
+  return failf(ErrorCode::InvalidArgument, "double free of {:p} (or a block that was never allocated)", ptr);
 }
 
 core::Result<void> MemoryPool::refill(ThreadCache& tc, unsigned cls) {
@@ -304,7 +298,7 @@ core::Result<void> MemoryPool::refill(ThreadCache& tc, unsigned cls) {
     }
     bin.slots[bin.count++] = c.current->start + size_t{c.bump++} * c.current->block;
   }
-  bump(tc.refills);
+  count(tc.refills);
   return {};
 }
 
@@ -315,7 +309,7 @@ void MemoryPool::flush(ThreadCache& tc, unsigned cls, uint32_t keep) {
   std::lock_guard lock(c.mutex);
   c.free.insert(c.free.end(), bin.slots + keep, bin.slots + bin.count);
   bin.count = keep;
-  bump(tc.flushes);
+  count(tc.flushes);
 }
 
 core::Result<MemoryPool::Slab*> MemoryPool::new_slab(unsigned cls) {
@@ -330,8 +324,6 @@ core::Result<MemoryPool::Slab*> MemoryPool::new_slab(unsigned cls) {
   slab->block = static_cast<uint32_t>(class_bytes(cls));
   slab->capacity = static_cast<uint32_t>(kSlabBytes / slab->block);
   slab->magic = ((uint64_t{1} << kMagicShift) + slab->block - 1) / slab->block;
-  slab->state = std::make_unique<std::atomic<uint8_t>[]>(slab->capacity);
-  for (uint32_t i = 0; i < slab->capacity; ++i) slab->state[i].store(0, std::memory_order_relaxed);
   Slab* raw = slab.release();
   slabs_[index].store(raw, std::memory_order_release);
   return raw;
@@ -379,13 +371,10 @@ core::Result<void> MemoryPool::deallocate_large(void* ptr, size_t expected_bytes
 
 core::Result<size_t> MemoryPool::block_size(const void* ptr) const {
   auto off = static_cast<uintptr_t>(static_cast<const uint8_t*>(ptr) - arena_);
-  if (off < (max_slabs_ << kSlabShift)) {
-    Slab* slab = slabs_[off >> kSlabShift].load(std::memory_order_acquire);
-    if (slab != nullptr) {
-      uint64_t in_slab = off & (kSlabBytes - 1);
-      uint64_t idx = (in_slab * slab->magic) >> kMagicShift;
-      if (idx * slab->block == in_slab && idx < slab->capacity && slab->state[idx].load(std::memory_order_relaxed))
-        return size_t{slab->block};
+  if (off < arena_bytes_) {
+    if (off % kMinBlock == 0) {
+      uint8_t state = state_[off >> kGranuleShift].load(std::memory_order_relaxed);
+      if (state != 0) return class_bytes(state - 1u);
     }
   } else {
     std::lock_guard lock(large_mutex_);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -78,7 +79,7 @@ public:
   // Size class of a request (class index, class bytes); for tests and docs.
   static constexpr unsigned class_index(size_t size) {
     if (size <= 128) return static_cast<unsigned>((size + 15) >> 4) - (size == 0 ? 0 : 1);
-    unsigned b = bit_width_of(size - 1);  // 2^(b-1) < size <= 2^b
+    auto b = static_cast<unsigned>(std::bit_width(size - 1));  // 2^(b-1) < size <= 2^b
     unsigned sub = static_cast<unsigned>((size - 1) >> (b - 3)) - 4;
     return 8 + (b - 8) * 4 + sub;
   }
@@ -90,7 +91,23 @@ public:
   }
 
   struct Slab;
-  struct ThreadCache;
+  // A thread's free blocks per class (no lock: only its thread touches the
+  // bins). The counters are atomics so stats() may read them from another
+  // thread, but only the owner writes them, with plain load + store.
+  struct ThreadCache {
+    struct Bin {
+      uint32_t count = 0;
+      uint32_t capacity = 0;
+      void** slots = nullptr;
+    };
+    std::array<Bin, kNumClasses> bins;
+    std::array<std::atomic<uint64_t>, kNumClasses> allocs{};
+    std::array<std::atomic<uint64_t>, kNumClasses> frees{};
+    std::atomic<uint64_t> refills{0}, flushes{0};
+    std::unique_ptr<void*[]> storage;
+    bool in_use = false;  // guarded by the pool's caches_mutex_
+    ThreadCache();
+  };
 
 private:
   struct Central {
@@ -101,20 +118,22 @@ private:
   };
 
   explicit MemoryPool(MemoryPoolConfig config);
-  static constexpr unsigned bit_width_of(uint64_t v) {
-    unsigned n = 0;
-    while (v != 0) { v >>= 1; ++n; }
-    return n;
-  }
 
   ThreadCache& thread_cache();
   ThreadCache& thread_cache_slow();
+  core::Result<void*> allocate_general(size_t size, size_t alignment);
+  core::Result<void*> allocate_refill(unsigned cls);
+  core::Result<void> deallocate_other(void* ptr);
+  static void count(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   core::Result<void> refill(ThreadCache& tc, unsigned cls);
   void flush(ThreadCache& tc, unsigned cls, uint32_t keep);
   core::Result<Slab*> new_slab(unsigned cls);
   core::Result<void*> allocate_large(size_t size);
   core::Result<void> deallocate_large(void* ptr, size_t expected_bytes);
-  core::Result<void> deallocate_small(void* ptr, int expected_class);
+  core::Result<void> free_error(const void* ptr, int expected_class, uint8_t state);
+  void push_free(void* ptr, unsigned cls);
   static size_t effective_size(size_t size, size_t alignment);
   friend struct ThreadCacheRegistry;
   void release_cache(ThreadCache* tc);
@@ -125,7 +144,13 @@ private:
   void* arena_mapping_ = nullptr;   // what mmap returned (for munmap)
   size_t arena_mapping_bytes_ = 0;
   uint64_t max_slabs_ = 0;
+  uint64_t arena_bytes_ = 0;        // max_slabs_ * kSlabBytes
   std::unique_ptr<std::atomic<Slab*>[]> slabs_;  // slab index -> metadata
+  // One state byte per 16-byte granule of the arena, set only at block
+  // starts: 0 = not a live block, c + 1 = live block of class c. Outside the
+  // blocks, so callers cannot corrupt it; freeing needs no slab lookup.
+  std::atomic<uint8_t>* state_ = nullptr;
+  size_t state_bytes_ = 0;
   std::atomic<uint64_t> next_slab_{0};
   std::array<Central, kNumClasses> central_;
 
@@ -139,5 +164,58 @@ private:
   std::atomic<uint64_t> large_allocs_{0}, large_frees_{0};
   std::atomic<uint64_t> double_frees_{0}, foreign_frees_{0}, size_mismatches_{0};
 };
+
+namespace detail {
+// The cache of the pool this thread used last: the fast paths below check
+// only this. Trivial and constant-initialised, so access is one %fs load.
+struct PoolCacheRef {
+  uint64_t pool_id = 0;
+  MemoryPool::ThreadCache* cache = nullptr;
+};
+extern thread_local constinit PoolCacheRef tl_pool_cache;
+}  // namespace detail
+
+// Fast paths, inline so that constant sizes fold: a small request with
+// default alignment whose class has a cached block takes no lock and no
+// locked instruction; a free is one atomic exchange of the block's state
+// byte (which both checks that the block is live and marks it free, so two
+// threads racing to free one block cannot both succeed) and a push.
+inline core::Result<void*> MemoryPool::allocate(size_t size, size_t alignment) {
+  if (size - 1 >= kMaxSmall || alignment - 1 >= kMinBlock || (alignment & (alignment - 1)) != 0) [[unlikely]]
+    return allocate_general(size, alignment);
+  unsigned cls = class_index(size);
+  detail::PoolCacheRef ref = detail::tl_pool_cache;
+  if (ref.pool_id != id_) [[unlikely]]
+    return allocate_refill(cls);
+  ThreadCache::Bin& bin = ref.cache->bins[cls];
+  if (bin.count == 0) [[unlikely]]
+    return allocate_refill(cls);
+  void* p = bin.slots[--bin.count];
+  state_[static_cast<uintptr_t>(static_cast<uint8_t*>(p) - arena_) / kMinBlock].store(static_cast<uint8_t>(cls + 1),
+                                                                                     std::memory_order_relaxed);
+  count(ref.cache->allocs[cls]);
+  return p;
+}
+
+inline core::Result<void> MemoryPool::deallocate(void* ptr) {
+  auto off = static_cast<uintptr_t>(static_cast<uint8_t*>(ptr) - arena_);
+  if (off >= arena_bytes_ || off % kMinBlock != 0) [[unlikely]]
+    return deallocate_other(ptr);
+  uint8_t state = state_[off / kMinBlock].exchange(0, std::memory_order_relaxed);
+  if (state == 0) [[unlikely]]
+    return free_error(ptr, -1, 0);
+  unsigned cls = state - 1u;
+  detail::PoolCacheRef ref = detail::tl_pool_cache;
+  if (ref.pool_id == id_) [[likely]] {
+    ThreadCache::Bin& bin = ref.cache->bins[cls];
+    if (bin.count != bin.capacity) [[likely]] {
+      bin.slots[bin.count++] = ptr;
+      count(ref.cache->frees[cls]);
+      return {};
+    }
+  }
+  push_free(ptr, cls);
+  return {};
+}
 
 }  // namespace vm::mem
