@@ -54,13 +54,13 @@ public:
   }
 
   // One instruction (sometimes a short idiom); `memory` allows r15-relative operands.
-  std::string insn(bool memory = true) {
+  std::string insn(bool memory = true, bool division = true) {
     static const char* kAlu[] = {"add", "adc", "sub", "sbb", "cmp", "and", "or", "xor", "test"};
     static const char* kShift[] = {"shl", "shr", "sar", "rol", "ror"};
     static const char* kCc[] = {"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"};
     unsigned w = width();
     auto rm = [&](unsigned bits) { return memory && u(4) == 0 ? mem(bits) : reg(bits); };
-    switch (u(14)) {
+    switch (u(division ? 14 : 13)) {
       case 0: case 1: case 2: case 3: {
         const char* op = kAlu[u(9)];
         switch (u(3)) {
@@ -104,11 +104,11 @@ public:
     }
   }
 
-  std::string sequence(uint32_t n, bool memory = true) {
+  std::string sequence(uint32_t n, bool memory = true, bool division = true) {
     std::string s;
     for (uint32_t i = 0; i < n; ++i) {
       if (i) s += "; ";
-      s += insn(memory);
+      s += insn(memory, division);
     }
     return s;
   }
@@ -133,8 +133,9 @@ inline core::Result<core::RegionMemory> make_memory(const std::vector<uint8_t>& 
 
 // Assembles and lifts `n` instructions into one block (max_insns raised so
 // long sequences stay one block).
-inline core::Result<ir::IRBlock> lifted_block(X86TextGen& gen, uint32_t n, std::mt19937_64& rng, bool memory = true) {
-  auto code = translate::assemble_x86(gen.sequence(n, memory));
+inline core::Result<ir::IRBlock> lifted_block(X86TextGen& gen, uint32_t n, std::mt19937_64& rng, bool memory = true,
+                                              bool division = true) {
+  auto code = translate::assemble_x86(gen.sequence(n, memory, division));
   if (!code) return std::unexpected(code.error());
   auto mem = make_memory(*code, rng);
   if (!mem) return std::unexpected(mem.error());

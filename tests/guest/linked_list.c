@@ -1,0 +1,34 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+typedef struct Node { struct Node* next; long value; char* name; } Node;
+int main(void) {
+  Node* head = NULL;
+  unsigned long s = 7;
+  for (int i = 0; i < 20000; ++i) {
+    Node* n = malloc(sizeof *n);
+    s = s * 1103515245 + 12345;
+    n->value = (long)(s % 100000);
+    n->name = malloc(8 + (s % 64));
+    snprintf(n->name, 8 + (s % 64), "n%d", i);
+    n->next = head;
+    head = n;
+    if (i % 3 == 0 && head->next) {  // free every third node's successor
+      Node* victim = head->next;
+      head->next = victim->next;
+      free(victim->name);
+      free(victim);
+    }
+  }
+  long sum = 0, count = 0;
+  size_t names = 0;
+  for (Node* n = head; n; n = n->next) { sum += n->value; ++count; names += strlen(n->name); }
+  printf("count %ld sum %ld names %zu\n", count, sum, names);
+  while (head) { Node* n = head->next; free(head->name); free(head); head = n; }
+  void* big = malloc(1 << 22);
+  memset(big, 1, 1 << 22);
+  big = realloc(big, 1 << 23);
+  printf("big %d\n", ((unsigned char*)big)[(1 << 22) - 1]);
+  free(big);
+  return 0;
+}

@@ -1,0 +1,16 @@
+#include <stdio.h>
+static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+static int ack(int m, int n) { return m == 0 ? n + 1 : n == 0 ? ack(m - 1, 1) : ack(m - 1, ack(m, n - 1)); }
+static int depth(int n, volatile char* prev) {
+  volatile char frame[64];
+  frame[0] = (char)n;
+  if (n == 0) return (int)(prev - frame);
+  return depth(n - 1, frame) + frame[0] - n;
+}
+int main(void) {
+  printf("fib(24)=%ld\n", fib(24));
+  printf("ack(2,300)=%d ack(3,5)=%d\n", ack(2, 300), ack(3, 5));
+  char base;
+  printf("deep recursion ok=%d\n", depth(10000, &base) > 0);
+  return 0;
+}

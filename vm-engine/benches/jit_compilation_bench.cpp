@@ -1,0 +1,89 @@
+// Compile time of the JIT on lifted x86 code (the x86 frontend's output for
+// random straight-line integer code, see lifted_corpus.hpp): small (~10 guest
+// instructions), medium (~300) and large (>1000) blocks at both tiers. Each
+// iteration lowers, optimises (Optimized only), generates code, links and then
+// frees one block. Counters: guest instructions, code bytes, and the mean
+// time of each phase in microseconds.
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "lifted_corpus.hpp"
+#include "vm/engine/jit.hpp"
+
+using namespace vm;
+
+namespace {
+
+engine::JITCompiler& jit() {
+  static auto j = [] {
+    auto r = engine::JITCompiler::create();
+    if (!r) throw std::runtime_error(r.error().to_string());
+    return std::move(*r);
+  }();
+  return *j;
+}
+
+uint32_t guest_insns(const ir::IRBlock& b) {
+  uint32_t n = 0;
+  for (const auto& op : b.ops) n += op.opcode == ir::Opcode::InsnStart;
+  return n;
+}
+
+const ir::IRBlock& block_of(uint32_t insns) {
+  static std::map<uint32_t, ir::IRBlock> cache;
+  auto it = cache.find(insns);
+  if (it != cache.end()) return it->second;
+  corpus::X86TextGen gen(insns);
+  std::mt19937_64 rng(insns);
+  // Large blocks use register operands only, so 1100 instructions fit in the block's 4 KiB page.
+  auto b = corpus::lifted_block(gen, insns, rng, insns < 1000, false);
+  if (!b) throw std::runtime_error(b.error().to_string());
+  return cache.emplace(insns, std::move(*b)).first->second;
+}
+
+void compile_bench(benchmark::State& state, uint32_t insns, engine::Tier tier) {
+  const ir::IRBlock& block = block_of(insns);
+  engine::CompileStats sum;
+  uint64_t n = 0;
+  for (auto _ : state) {
+    auto c = jit().compile(block, tier);
+    if (!c) {
+      state.SkipWithError(c.error().to_string().c_str());
+      return;
+    }
+    sum.lower_us += c->stats.lower_us;
+    sum.optimize_us += c->stats.optimize_us;
+    sum.codegen_us += c->stats.codegen_us;
+    sum.link_us += c->stats.link_us;
+    sum.code_bytes = c->stats.code_bytes;
+    sum.ir_instructions = c->stats.ir_instructions;
+    sum.ir_instructions_optimized = c->stats.ir_instructions_optimized;
+    ++n;
+    state.PauseTiming();
+    (void)jit().release(*c);
+    state.ResumeTiming();
+  }
+  double d = n ? static_cast<double>(n) : 1.0;
+  state.counters["guest_insns"] = guest_insns(block);
+  state.counters["code_bytes"] = static_cast<double>(sum.code_bytes);
+  state.counters["ir_insns"] = sum.ir_instructions;
+  state.counters["ir_insns_opt"] = sum.ir_instructions_optimized;
+  state.counters["lower_us"] = sum.lower_us / d;
+  state.counters["optimize_us"] = sum.optimize_us / d;
+  state.counters["codegen_us"] = sum.codegen_us / d;
+  state.counters["link_us"] = sum.link_us / d;
+}
+
+void jit_compile_small_block(benchmark::State& s) { compile_bench(s, 10, static_cast<engine::Tier>(s.range(0))); }
+void jit_compile_medium_block(benchmark::State& s) { compile_bench(s, 300, static_cast<engine::Tier>(s.range(0))); }
+void jit_compile_large_block(benchmark::State& s) { compile_bench(s, 1100, static_cast<engine::Tier>(s.range(0))); }
+
+// Arg 0 = Tier::Fast, 1 = Tier::Optimized.
+BENCHMARK(jit_compile_small_block)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(jit_compile_medium_block)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(jit_compile_large_block)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

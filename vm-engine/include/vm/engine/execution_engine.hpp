@@ -1,0 +1,89 @@
+// ExecutionEngine: runs one guest thread. It looks up the block at rip in a
+// direct-mapped jump cache in front of a hash map, translates on a miss
+// (decode -> lift -> IR passes), executes it, and returns to its caller only
+// for exits it cannot handle itself: system calls, traps and faults.
+// Translations are dropped when the guest writes to, unmaps or re-protects
+// the pages they came from (self-modifying code).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "vm/core/x86_state.hpp"
+#include "vm/ir/interpreter.hpp"
+#include "vm/ir/ir.hpp"
+#include "vm/mem/address_space.hpp"
+
+namespace vm::engine {
+
+enum class EngineKind : uint8_t { Interp, Jit, Tiered };
+const char* engine_kind_name(EngineKind k);
+
+struct EngineConfig {
+  EngineKind kind = EngineKind::Interp;
+  uint32_t max_block_insns = 64;
+  bool run_passes = true;
+  // Code cache limit: when more translations exist, the cache is flushed.
+  size_t max_blocks = 1u << 16;
+  bool trace = false;  // log every block entered (VM_LOG=debug shows it)
+};
+
+struct EngineStats {
+  uint64_t blocks_translated = 0;
+  uint64_t blocks_executed = 0;
+  uint64_t jump_cache_hits = 0;
+  uint64_t map_hits = 0;
+  uint64_t invalidations = 0;
+  uint64_t cache_flushes = 0;
+  uint64_t guest_insns_translated = 0;
+  double translate_seconds = 0;
+};
+
+struct EngineExit {
+  ir::ExecResult result;  // kind Syscall or Trap (memory fault, trap terminator, fetch fault)
+};
+
+class ExecutionEngine {
+public:
+  ExecutionEngine(mem::AddressSpace& space, EngineConfig config, const ir::HelperTable& helpers = ir::HelperTable::defaults());
+  ~ExecutionEngine();
+  ExecutionEngine(const ExecutionEngine&) = delete;
+  ExecutionEngine& operator=(const ExecutionEngine&) = delete;
+
+  // Runs from state.rip until a syscall or a trap/fault; returns it.
+  EngineExit run(core::X86State& state);
+
+  // Drops translations overlapping [start, start + length).
+  void invalidate(core::GuestAddr start, uint64_t length);
+
+  [[nodiscard]] const EngineStats& stats() const { return stats_; }
+  // The most executed blocks, for --stats.
+  [[nodiscard]] std::vector<std::pair<uint64_t, uint64_t>> hot_blocks(size_t n) const;
+
+private:
+  struct Block {
+    ir::IRBlock ir;
+    uint64_t executions = 0;
+    uint64_t first_page = 0, last_page = 0;
+  };
+  Block* lookup(uint64_t pc);
+  Block* translate(uint64_t pc, ir::ExecResult& fault);
+
+  mem::AddressSpace* space_;
+  EngineConfig config_;
+  ir::Interpreter interp_;
+  std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> page_blocks_;  // code page -> block pcs
+  static constexpr size_t kJumpCacheSize = 4096;
+  std::array<std::pair<uint64_t, Block*>, kJumpCacheSize> jump_cache_{};
+  EngineStats stats_;
+  // Blocks whose page was written while they ran are retired here and freed later.
+  std::vector<std::unique_ptr<Block>> retired_;
+  std::vector<uint64_t> pending_unwatch_;
+};
+
+}  // namespace vm::engine

@@ -1,0 +1,81 @@
+#include "cli_run.hpp"
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vm/core/log.hpp"
+#include "vm/engine/linux/process.hpp"
+
+namespace vm::engine::cli {
+namespace {
+
+struct RunArgs {
+  std::string engine = "interp";
+  std::string mmu = "direct";
+  bool stats = false;
+  bool trace = false;
+  std::string dump;
+  std::vector<std::string> program;  // PROGRAM ARGS...
+  CLI::App* cmd = nullptr;
+};
+
+RunArgs& args() {
+  static RunArgs a;
+  return a;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  RunArgs& a = args();
+  a.cmd = app.add_subcommand("run", "Run a static x86-64 Linux executable");
+  a.cmd->prefix_command();  // everything after PROGRAM belongs to the guest, even "--help"
+  a.cmd->add_option("--engine", a.engine, "Execution engine: interp (vm-ir interpreter), jit or tiered")
+      ->check(CLI::IsMember({"interp", "jit", "tiered"}));
+  a.cmd->add_option("--mmu", a.mmu, "Guest memory strategy: direct (host mapping) or softmmu (software TLB)")
+      ->check(CLI::IsMember({"direct", "softmmu"}));
+  a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
+  a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
+  a.cmd->add_option("--dump", a.dump, "Dump translation stages (ir,opt,llvm,asm) to a directory: STAGES DIR")
+      ->expected(0, 1);
+  a.cmd->footer(
+      "PROGRAM and everything after it are passed to the guest unchanged. stdin, stdout and stderr are shared with\n"
+      "the guest; the exit status is the guest's (128+signal when a guest fault ends it). Errors in these options or\n"
+      "in the executable are reported on one line with exit status 2. See docs/cli.md and docs/linux-user.md.");
+}
+
+bool run_selected(const CLI::App&) { return args().cmd != nullptr && args().cmd->parsed(); }
+
+int run_execute(char** envp) {
+  RunArgs& a = args();
+  std::vector<std::string> rest = a.cmd->remaining();
+  if (rest.empty()) {
+    std::fprintf(stderr, "vm run: missing PROGRAM (try: vm run --help)\n");
+    return 2;
+  }
+  if (!a.dump.empty()) {
+    std::fprintf(stderr, "vm run: --dump is not available yet in this build\n");
+    return 2;
+  }
+  linux::ProcessOptions opts;
+  opts.engine.kind = a.engine == "jit" ? EngineKind::Jit : a.engine == "tiered" ? EngineKind::Tiered : EngineKind::Interp;
+  if (opts.engine.kind != EngineKind::Interp) {
+    std::fprintf(stderr, "vm run: --engine %s is not available yet in this build (use interp)\n", a.engine.c_str());
+    return 2;
+  }
+  opts.mmu = a.mmu == "softmmu" ? mem::MemoryStrategy::SoftMmu : mem::MemoryStrategy::Direct;
+  opts.stats = a.stats;
+  opts.engine.trace = a.trace;
+  std::vector<std::string> env;
+  for (char** e = envp; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+  auto status = linux::run_program(rest[0], rest, env, opts);
+  if (!status) {
+    std::fprintf(stderr, "vm run: %s\n", status.error().message.c_str());
+    return 2;
+  }
+  return *status;
+}
+
+}  // namespace vm::engine::cli
