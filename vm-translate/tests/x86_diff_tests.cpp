@@ -155,7 +155,7 @@ public:
       case 13: {
         static const std::vector<std::string> kMisc = {"cbw", "cwde", "cdqe", "cwd", "cdq", "cqo", "lahf", "sahf",
                                                        "clc", "stc", "cmc", "pushfq; pop rax",
-                                                       "and ebx, 0xcd5; push rbx; popfq"};
+                                                       "and ebx, 0xcd5; or ebx, 0x202; push rbx; popfq"};
         return pick(kMisc);
       }
       case 14: {
