@@ -75,14 +75,16 @@ void compile_bench(benchmark::State& state, uint32_t insns, engine::Tier tier) {
   state.counters["link_us"] = sum.link_us / d;
 }
 
-void jit_compile_small_block(benchmark::State& s) { compile_bench(s, 10, static_cast<engine::Tier>(s.range(0))); }
-void jit_compile_medium_block(benchmark::State& s) { compile_bench(s, 300, static_cast<engine::Tier>(s.range(0))); }
-void jit_compile_large_block(benchmark::State& s) { compile_bench(s, 1100, static_cast<engine::Tier>(s.range(0))); }
+void jit_compile_small_block(benchmark::State& s, engine::Tier tier) { compile_bench(s, 10, tier); }
+void jit_compile_medium_block(benchmark::State& s, engine::Tier tier) { compile_bench(s, 300, tier); }
+void jit_compile_large_block(benchmark::State& s, engine::Tier tier) { compile_bench(s, 1100, tier); }
 
-// Arg 0 = Tier::Fast, 1 = Tier::Optimized.
-BENCHMARK(jit_compile_small_block)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
-BENCHMARK(jit_compile_medium_block)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
-BENCHMARK(jit_compile_large_block)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(jit_compile_small_block, fast, engine::Tier::Fast)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(jit_compile_small_block, optimized, engine::Tier::Optimized)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(jit_compile_medium_block, fast, engine::Tier::Fast)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(jit_compile_medium_block, optimized, engine::Tier::Optimized)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(jit_compile_large_block, fast, engine::Tier::Fast)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(jit_compile_large_block, optimized, engine::Tier::Optimized)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

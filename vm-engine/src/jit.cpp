@@ -116,8 +116,9 @@ struct JITCompiler::Impl {
     return m;
   }
 
-  translate::LoweringOptions lowering_options(std::string name) const {
+  translate::LoweringOptions lowering_options(std::string name, Tier tier) const {
     translate::LoweringOptions lo;
+    lo.split_at_insns = tier == Tier::Fast;
     lo.memory = options.memory;
     lo.target = translate::LoweringTarget::X86_64;
     lo.chain_exits = options.chain_exits;
@@ -181,7 +182,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
 
   auto t0 = std::chrono::steady_clock::now();
   auto module = im.new_module(name);
-  auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name));
+  auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name, tier));
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
   out.stats.ir_instructions = lowered->ir_instructions;
@@ -257,7 +258,7 @@ core::Result<std::string> JITCompiler::dump(const ir::IRBlock& block, Tier tier,
   std::lock_guard lock(im.mutex);
   std::string name = fmt::format("vm_{:x}", block.start_pc.value());
   auto module = im.new_module(name);
-  auto lowered = translate::lower_block(block, *module, im.lowering_options(name));
+  auto lowered = translate::lower_block(block, *module, im.lowering_options(name, tier));
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered && tier == Tier::Optimized) im.optimize(*module);
   if (stage == Stage::Assembly) {

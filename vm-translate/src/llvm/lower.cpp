@@ -601,8 +601,8 @@ private:
         return b_.CreateSelect(big, llvm::Constant::getNullValue(t), r);
       }
       case Opcode::AShr: {
-        Value* n = intrinsic(llvm::Intrinsic::umin, {t}, {bv, splat_like(t, bits - 1)});
-        return b_.CreateAShr(a, n);
+        Value* top = splat_like(t, bits - 1);
+        return b_.CreateAShr(a, b_.CreateSelect(b_.CreateICmpUGT(bv, top), top, bv));
       }
       case Opcode::Rotl: return intrinsic(llvm::Intrinsic::fshl, {t}, {a, a, bv});
       case Opcode::Rotr: return intrinsic(llvm::Intrinsic::fshr, {t}, {a, a, bv});
@@ -637,6 +637,23 @@ private:
     }
   }
 
+  // Selects between i1 values become logic, which FastISel selects (it
+  // gives up on `select i1`); other types stay selects.
+  Value* select(Value* c, Value* a, Value* bv) {
+    if (a->getType()->isIntegerTy(1)) return b_.CreateOr(b_.CreateAnd(c, a), b_.CreateAnd(b_.CreateNot(c), bv));
+    return b_.CreateSelect(c, a, bv);
+  }
+
+  // Even parity by folding the bits with shifts and xors (FastISel has no ctpop).
+  Value* parity(Value* a) {
+    llvm::Type* t = a->getType();
+    uint32_t bits = t->getIntegerBitWidth();
+    Value* x = a;
+    // Fold from the top half down: afterwards bit 0 holds the xor of all bits.
+    for (uint32_t sh = bits / 2; sh >= 1; sh /= 2) x = b_.CreateXor(x, b_.CreateLShr(x, sh));
+    return b_.CreateICmpEQ(b_.CreateAnd(x, llvm::ConstantInt::get(t, 1)), llvm::ConstantInt::get(t, 0));
+  }
+
   Value* int_compare(ir::CmpPred p, Value* a, Value* bv) {
     using P = llvm::CmpInst::Predicate;
     static constexpr P kPreds[] = {P::ICMP_EQ,  P::ICMP_NE,  P::ICMP_SLT, P::ICMP_SLE, P::ICMP_SGT,
@@ -658,7 +675,7 @@ private:
         Value* s = b_.CreateAdd(b_.CreateAdd(a, bv), cz);
         return b_.CreateICmpSLT(b_.CreateAnd(b_.CreateXor(a, s), b_.CreateXor(bv, s)), llvm::Constant::getNullValue(t));
       }
-      case Opcode::SubBorrow: return b_.CreateSelect(c, b_.CreateICmpULE(a, bv), b_.CreateICmpULT(a, bv));
+      case Opcode::SubBorrow: return select(c, b_.CreateICmpULE(a, bv), b_.CreateICmpULT(a, bv));
       case Opcode::SubOverflow: {
         Value* s = b_.CreateSub(b_.CreateSub(a, bv), cz);
         return b_.CreateICmpSLT(b_.CreateAnd(b_.CreateXor(a, bv), b_.CreateXor(a, s)), llvm::Constant::getNullValue(t));
@@ -925,7 +942,17 @@ private:
       case Opcode::Const: out = constant(op); return {};
       case Opcode::GetReg: out = read_reg(op); return {};
       case Opcode::SetReg: write_reg(op, arg(op, 0), arg_type(op, 0)); return {};
-      case Opcode::InsnStart: insn_pc_ = core::GuestAddr(op.imm); return {};
+      case Opcode::InsnStart:
+        insn_pc_ = core::GuestAddr(op.imm);
+        if (opts_.split_at_insns && !b_.GetInsertBlock()->empty()) {
+          // A new basic block per guest instruction: when FastISel meets an
+          // instruction it cannot select, SelectionDAG takes over the rest of
+          // the block, so short blocks keep that fallback short.
+          auto* bb = llvm::BasicBlock::Create(ctx_, fmt::format("insn_{:x}", op.imm), fn_);
+          b_.CreateBr(bb);
+          b_.SetInsertPoint(bb);
+        }
+        return {};
       case Opcode::Load: {
         auto ext = static_cast<ir::Ext>(op.mod);
         if (ext == ir::Ext::None) {
@@ -1004,12 +1031,7 @@ private:
       case Opcode::Popcount: case Opcode::Bswap:
         out = lanes ? to_v128(int_unary(op.opcode, as_int_lanes(arg(op, 0), op.lane))) : int_unary(op.opcode, arg(op, 0));
         return {};
-      case Opcode::Parity: {
-        Value* a = arg(op, 0);
-        Value* pc = intrinsic(llvm::Intrinsic::ctpop, {a->getType()}, {a});
-        out = b_.CreateICmpEQ(b_.CreateAnd(pc, llvm::ConstantInt::get(a->getType(), 1)), llvm::ConstantInt::get(a->getType(), 0));
-        return {};
-      }
+      case Opcode::Parity: out = parity(arg(op, 0)); return {};
       case Opcode::Cmp: {
         auto p = static_cast<ir::CmpPred>(op.mod);
         if (lanes) {
@@ -1020,7 +1042,7 @@ private:
         }
         return {};
       }
-      case Opcode::Select: out = b_.CreateSelect(arg(op, 0), arg(op, 1), arg(op, 2)); return {};
+      case Opcode::Select: out = select(arg(op, 0), arg(op, 1), arg(op, 2)); return {};
       case Opcode::ZExt: out = b_.CreateZExt(arg(op, 0), ty(op.type)); return {};
       case Opcode::SExt: out = b_.CreateSExt(arg(op, 0), ty(op.type)); return {};
       case Opcode::Trunc: out = b_.CreateTrunc(arg(op, 0), ty(op.type)); return {};

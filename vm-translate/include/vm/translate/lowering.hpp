@@ -124,6 +124,9 @@ struct LoweringOptions {
   // slot: a global pointer that, once the engine stores a compiled successor
   // in it, is tail-called instead of returning. Off: plain returns.
   bool chain_exits = false;
+  // Start a new basic block at every guest instruction (the JIT's Fast tier:
+  // keeps FastISel's fallbacks to SelectionDAG local to one instruction).
+  bool split_at_insns = false;
   std::string function_name = "vm_block";
 };
 
