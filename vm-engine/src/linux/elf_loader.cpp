@@ -162,8 +162,6 @@ core::Result<InitialStack> build_initial_stack(mem::AddressSpace& space, const E
     if (!p) return std::unexpected(p.error());
     argv_ptrs.push_back(*p);
   }
-  std::reverse(envp_ptrs.begin(), envp_ptrs.end());
-  std::reverse(argv_ptrs.begin(), argv_ptrs.end());
 
   std::vector<uint64_t> words;
   words.push_back(config.argv.size());
