@@ -302,6 +302,7 @@ core::Result<void> AddressSpace::protect(GuestAddr addr, uint64_t length, uint8_
 
 core::Result<void> AddressSpace::set_write_watch(GuestAddr addr, uint64_t length, bool watch) {
   uint64_t len = (length + kPageSize - 1) & kPageMask;
+  if (len < length) return fail(ErrorCode::InvalidArgument, "write watch length overflows", addr);
   if (auto r = check_range(addr, len, "write watch"); !r) return r;
   uint64_t start = addr.value(), end = start + len;
   std::unique_lock lock(mutex_);
