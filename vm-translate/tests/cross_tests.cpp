@@ -32,9 +32,20 @@ struct Case {
   core::X86State want_state;
   std::vector<uint8_t> want_window;
   translate::ExitInfo want_exit;
+  uint64_t want_fault_addr = 0;
 };
 
 constexpr uint64_t kWindowBase = 0x10000, kWindowSize = 0x1000;
+
+void expect(Case& c, const ir::IRBlock& block, FlatMemory& m) {
+  c.want_state = c.state;
+  ir::HelperTable none;
+  ir::Interpreter interp(m, none);
+  auto r = interp.run(block, c.want_state);
+  c.want_exit = testing::expected_exit(r);
+  if (r.kind == ir::TermKind::Trap && r.trap == ir::TrapReason::MemoryFault && r.fault_addr) c.want_fault_addr = r.fault_addr->value();
+  c.want_window = m.window();
+}
 
 int run(const std::string& cmd) {
   int rc = std::system(cmd.c_str());
@@ -44,13 +55,18 @@ int run(const std::string& cmd) {
 
 // Corpus: random blocks by kind of content (memory, flags/arithmetic,
 // vector/float), plus the interpreter's results.
-std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifted, std::vector<Case>& cases) {
+std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifted, std::vector<Case>& cases,
+                                     bool straddle) {
   std::mt19937_64 rng(seed);
   std::vector<ir::IRBlock> blocks;
   for (uint32_t i = 0; i < n; ++i) {
     ir::testing::RandomBlockOptions o;
     o.helpers = false;
     o.size = static_cast<uint32_t>(4 + rng() % 48);
+    if (straddle) {  // accesses run past the end of the window, so some fault (softmmu only)
+      o.mem_base = kWindowBase + kWindowSize - 0x100;
+      o.mem_size = 0x200;
+    }
     switch (i % 3) {
       case 0: break;  // everything
       case 1:  // integer and flags only
@@ -69,11 +85,7 @@ std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifte
     FlatMemory m(kWindowBase, kWindowSize);
     m.fill(rng);
     c.window = m.window();
-    c.want_state = c.state;
-    ir::HelperTable none;
-    ir::Interpreter interp(m, none);
-    c.want_exit = testing::expected_exit(interp.run(blocks.back(), c.want_state));
-    c.want_window = m.window();
+    expect(c, blocks.back(), m);
     cases.push_back(std::move(c));
   }
   // Blocks lifted from x86 code by the frontend (integer, flags, memory via
@@ -95,35 +107,36 @@ std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifte
     FlatMemory m(kWindowBase, kWindowSize);
     m.fill(rng);
     c.window = m.window();
-    c.want_state = c.state;
-    ir::HelperTable none;
-    ir::Interpreter interp(m, none);
-    c.want_exit = testing::expected_exit(interp.run(blocks.back(), c.want_state));
-    c.want_window = m.window();
+    expect(c, blocks.back(), m);
     cases.push_back(std::move(c));
   }
   return blocks;
 }
 
-void cross_check(translate::Target target, const char* gcc, const char* qemu, const char* sysroot, uint64_t seed) {
+void cross_check(translate::Target target, const char* gcc, const char* qemu, const char* sysroot, uint64_t seed,
+                 translate::MemoryStrategy strategy, uint32_t n_random, uint32_t n_lifted) {
   std::vector<Case> cases;
-  auto blocks = make_corpus(seed, 240, 200, cases);
-  auto xt = translate::CrossTranslator::create(target);
+  bool softmmu = strategy == translate::MemoryStrategy::SoftMmu;
+  auto blocks = make_corpus(seed, n_random, n_lifted, cases, softmmu);
+  translate::CrossOptions xo;
+  xo.memory = strategy;
+  auto xt = translate::CrossTranslator::create(target, xo);
   REQUIRE_MESSAGE(xt.has_value(), (xt ? "" : xt.error().to_string()));
   auto obj = (*xt)->translate(blocks, translate::EmitKind::Object);
   REQUIRE_MESSAGE(obj.has_value(), (obj ? "" : obj.error().to_string()));
 
   auto dir = std::filesystem::temp_directory_path() /
-             fmt::format("vm_cross_{}_{}", translate::target_name(target), static_cast<long>(getpid()));
+             fmt::format("vm_cross_{}_{}_{}", translate::target_name(target), translate::memory_strategy_name(strategy),
+                         static_cast<long>(getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "blocks.o", std::ios::binary).write(obj->data(), static_cast<std::streamsize>(obj->size()));
   {
     std::ofstream in(dir / "in.bin", std::ios::binary);
     struct {
       uint32_t magic, cases;
-      uint64_t state_size, window_base, window_size, region_mask;
+      uint64_t state_size, window_base, window_size, region_mask, strategy;
     } h{0x564d4352u, static_cast<uint32_t>(cases.size()), sizeof(core::X86State), kWindowBase, kWindowSize,
-        FlatMemory::kMask};
+        FlatMemory::kMask, softmmu ? 1u : 0u};
     in.write(reinterpret_cast<const char*>(&h), sizeof h);
     for (const auto& c : cases) {
       uint32_t idx[2] = {c.block, 0};
@@ -137,22 +150,27 @@ void cross_check(translate::Target target, const char* gcc, const char* qemu, co
   REQUIRE(run(fmt::format("{} -L {} {} {} {}", qemu, sysroot, prog, (dir / "in.bin").string(), (dir / "out.bin").string())) == 0);
 
   std::ifstream out(dir / "out.bin", std::ios::binary);
-  int failures = 0;
+  int failures = 0, faults = 0;
   for (const auto& c : cases) {
-    uint64_t code = 0;
+    uint64_t code = 0, fault_addr = 0;
     core::X86State got;
     std::vector<uint8_t> window(kWindowSize);
     out.read(reinterpret_cast<char*>(&code), sizeof code);
+    out.read(reinterpret_cast<char*>(&fault_addr), sizeof fault_addr);
     out.read(reinterpret_cast<char*>(&got), sizeof got);
     out.read(reinterpret_cast<char*>(window.data()), static_cast<std::streamsize>(window.size()));
     REQUIRE(out.good());
     std::string diff = testing::state_diff(c.want_state, got) + testing::memory_diff(c.want_window, window, kWindowBase);
     auto exit = translate::decode_exit(code);
     if (exit != c.want_exit) diff += fmt::format("  exit: want {} got {}\n", int(c.want_exit.kind), int(exit.kind));
+    if (c.want_fault_addr != 0 && fault_addr != c.want_fault_addr)
+      diff += fmt::format("  fault addr: want {:#x} got {:#x}\n", c.want_fault_addr, fault_addr);
+    if (c.want_fault_addr != 0) ++faults;
     if (!diff.empty() && failures++ < 3)
       FAIL_CHECK(fmt::format("{} block {}:\n{}{}", translate::target_name(target), c.block, diff, ir::print(blocks[c.block])));
   }
   CHECK(failures == 0);
+  if (softmmu) CHECK(faults > 0);  // the straddling corpus must exercise precise faults
   std::filesystem::remove_all(dir);
 }
 
@@ -173,12 +191,22 @@ TEST_CASE("cross translation emits assembly text and LLVM IR for both targets") 
   }
 }
 
-TEST_CASE("AArch64 objects run under qemu-aarch64 exactly like the interpreter (440 blocks)") {
+TEST_CASE("AArch64 objects run under qemu-aarch64 exactly like the interpreter (440 blocks, direct)") {
   cross_check(translate::Target::AArch64, "aarch64-linux-gnu-gcc", "qemu-aarch64", "/usr/aarch64-linux-gnu",
-              ir::testing::test_seed(0xa64));
+              ir::testing::test_seed(0xa64), translate::MemoryStrategy::Direct, 240, 200);
 }
 
-TEST_CASE("RISC-V objects run under qemu-riscv64 exactly like the interpreter (440 blocks)") {
+TEST_CASE("RISC-V objects run under qemu-riscv64 exactly like the interpreter (440 blocks, direct)") {
   cross_check(translate::Target::RiscV64, "riscv64-linux-gnu-gcc", "qemu-riscv64", "/usr/riscv64-linux-gnu",
-              ir::testing::test_seed(0x5c5));
+              ir::testing::test_seed(0x5c5), translate::MemoryStrategy::Direct, 240, 200);
+}
+
+TEST_CASE("AArch64 softmmu objects fault precisely under qemu-aarch64 (150 blocks)") {
+  cross_check(translate::Target::AArch64, "aarch64-linux-gnu-gcc", "qemu-aarch64", "/usr/aarch64-linux-gnu",
+              ir::testing::test_seed(0xa65), translate::MemoryStrategy::SoftMmu, 150, 0);
+}
+
+TEST_CASE("RISC-V softmmu objects fault precisely under qemu-riscv64 (150 blocks)") {
+  cross_check(translate::Target::RiscV64, "riscv64-linux-gnu-gcc", "qemu-riscv64", "/usr/riscv64-linux-gnu",
+              ir::testing::test_seed(0x5c6), translate::MemoryStrategy::SoftMmu, 150, 0);
 }
