@@ -83,9 +83,15 @@ AddressSpace::~AddressSpace() {
   }
 }
 
-void AddressSpace::add_invalidate_listener(InvalidateListener listener) {
+uint64_t AddressSpace::add_invalidate_listener(InvalidateListener listener) {
   std::unique_lock lock(mutex_);
-  listeners_.push_back(std::move(listener));
+  listeners_.emplace_back(next_listener_, std::move(listener));
+  return next_listener_++;
+}
+
+void AddressSpace::remove_invalidate_listener(uint64_t handle) {
+  std::unique_lock lock(mutex_);
+  std::erase_if(listeners_, [&](const auto& l) { return l.first == handle; });
 }
 
 void AddressSpace::set_watch_handler(WatchHandler handler) {
@@ -95,7 +101,7 @@ void AddressSpace::set_watch_handler(WatchHandler handler) {
 
 void AddressSpace::invalidate(uint64_t start, uint64_t end) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
-  for (auto& l : listeners_) l(GuestAddr(start), end - start);
+  for (auto& entry : listeners_) entry.second(GuestAddr(start), end - start);
 }
 
 core::Result<void> AddressSpace::check_range(GuestAddr addr, uint64_t length, const char* what) const {

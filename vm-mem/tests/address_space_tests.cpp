@@ -304,6 +304,13 @@ TEST_CASE("listeners see every change that narrows a translation; watch handler 
     CHECK(as->generation() == g0 + 3);
     std::vector<std::pair<uint64_t, uint64_t>> expect{{0x101000, 0x1000}, {0x102000, 0x1000}, {0x100000, 0x1000}};
     CHECK(seen == expect);
+    int other_calls = 0;
+    uint64_t other = as->add_invalidate_listener([&](GuestAddr, uint64_t) { ++other_calls; });
+    REQUIRE(as->protect(GuestAddr(0x100000), 0x1000, kPermRead).has_value());
+    as->remove_invalidate_listener(other);
+    REQUIRE(as->protect(GuestAddr(0x100000), 0x1000, kPermRW).has_value());
+    CHECK(other_calls == 1);
+    CHECK(seen.size() == 5);
 
     REQUIRE(as->set_write_watch(GuestAddr(0x100000), 0x1000, true).has_value());
     CHECK(as->set_write_watch(GuestAddr(0x102000), 0x1000, true).error().code == ErrorCode::NotFound);

@@ -138,7 +138,10 @@ public:
   // "did anything change since I last looked" for per-CPU TLBs.
   [[nodiscard]] uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
-  void add_invalidate_listener(InvalidateListener listener);
+  // Returns a handle for remove_invalidate_listener (a CPU's Tlb that goes
+  // away before the address space must unregister).
+  uint64_t add_invalidate_listener(InvalidateListener listener);
+  void remove_invalidate_listener(uint64_t handle);
 
 private:
   struct Vma {
@@ -166,7 +169,8 @@ private:
   std::map<uint64_t, Vma> vmas_;  // start -> mapping; page aligned, non-overlapping
   uint64_t brk_start_ = 0, brk_ = 0;
   std::atomic<uint64_t> generation_{0};
-  std::vector<InvalidateListener> listeners_;
+  std::vector<std::pair<uint64_t, InvalidateListener>> listeners_;
+  uint64_t next_listener_ = 1;
   WatchHandler watch_handler_;
   mutable WriterPreferringLock mutex_;
 };
