@@ -61,11 +61,12 @@ int run_execute(char** envp) {
   }
   linux::ProcessOptions opts;
   opts.engine.kind = a.engine == "jit" ? EngineKind::Jit : a.engine == "tiered" ? EngineKind::Tiered : EngineKind::Interp;
-  if (opts.engine.kind != EngineKind::Interp) {
-    std::fprintf(stderr, "vm run: --engine %s is not available yet in this build (use interp)\n", a.engine.c_str());
+  opts.mmu = a.mmu == "softmmu" ? mem::MemoryStrategy::SoftMmu : mem::MemoryStrategy::Direct;
+  if (opts.engine.kind != EngineKind::Interp && opts.mmu == mem::MemoryStrategy::Direct) {
+    // Compiled code in direct mode needs host fault recovery, which is not built yet.
+    std::fprintf(stderr, "vm run: --engine %s needs --mmu softmmu in this build\n", a.engine.c_str());
     return 2;
   }
-  opts.mmu = a.mmu == "softmmu" ? mem::MemoryStrategy::SoftMmu : mem::MemoryStrategy::Direct;
   opts.stats = a.stats;
   opts.engine.trace = a.trace;
   std::vector<std::string> env;

@@ -28,6 +28,73 @@ ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, 
 
 ExecutionEngine::~ExecutionEngine() {
   space_->set_watch_handler(nullptr);
+  for (auto& [pc, b] : blocks_) release(b);
+  for (auto& b : retired_) release(b);
+}
+
+core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::AddressSpace& space, EngineConfig config,
+                                                                       const ir::HelperTable& helpers) {
+  auto engine = std::unique_ptr<ExecutionEngine>(new ExecutionEngine(space, config, helpers));
+  if (config.kind != EngineKind::Interp) {
+    // Compiled code reaches guest memory through the checked slow paths of
+    // the address space (softmmu bridge), so every guest fault is precise.
+    JitOptions jo;
+    jo.memory = translate::MemoryStrategy::SoftMmu;
+    auto jit = JITCompiler::create(jo);
+    if (!jit) return std::unexpected(jit.error());
+    engine->jit_ = std::move(*jit);
+    engine->bridge_ = std::make_unique<GuestMemoryBridge>(space, helpers);
+  }
+  return engine;
+}
+
+void ExecutionEngine::release(std::unique_ptr<Block>& b) {
+  if (b && b->compiled && jit_) (void)jit_->release(*b->compiled);
+  if (b) b->compiled.reset();
+}
+
+void ExecutionEngine::compile(Block& b, Tier tier) {
+  auto c = jit_->compile(b.ir, tier);
+  if (!c) {
+    // The interpreter keeps running this block; the failure is a bug of ours to report.
+    VM_LOG_WARN("JIT compile of block {:#x} failed, interpreting it: {}", b.ir.start_pc, c.error().to_string());
+    b.compile_failed = true;
+    ++stats_.compile_failures;
+    return;
+  }
+  if (b.compiled) (void)jit_->release(*b.compiled);
+  const CompileStats& cs = c->stats;
+  stats_.compile.lower_us += cs.lower_us;
+  stats_.compile.optimize_us += cs.optimize_us;
+  stats_.compile.codegen_us += cs.codegen_us;
+  stats_.compile.link_us += cs.link_us;
+  stats_.compile.code_bytes += cs.code_bytes;
+  stats_.compile.ir_instructions += cs.ir_instructions;
+  ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
+  b.compiled = std::move(*c);
+}
+
+ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
+  translate::MemoryContext& ctx = bridge_->context();
+  translate::ExitInfo exit = execute(*b.compiled, state, ctx);
+  ++stats_.native_executions;
+  ir::ExecResult r;
+  r.kind = exit.kind;
+  if (exit.kind == ir::TermKind::Trap) {
+    r.trap = exit.trap;
+    r.vector = exit.vector;
+    r.pc = core::GuestAddr(state.rip);
+    if (exit.trap == ir::TrapReason::MemoryFault) {
+      r.fault_addr = core::GuestAddr(ctx.fault_addr);
+      r.fault_access = static_cast<core::Access>(ctx.fault_access);
+      r.message = space_->is_mapped(*r.fault_addr) ? "access to memory with permissions" : "access to unmapped memory";
+    } else if (b.ir.term.kind == ir::TermKind::Trap && b.ir.term.target == r.pc) {
+      r.message = b.ir.term.message;
+    } else if (exit.trap == ir::TrapReason::DivideError) {
+      r.message = "divide error";
+    }
+  }
+  return r;
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> ExecutionEngine::hot_blocks(size_t n) const {
@@ -123,7 +190,10 @@ ExecutionEngine::Block* ExecutionEngine::translate(uint64_t pc, ir::ExecResult& 
 
 EngineExit ExecutionEngine::run(core::X86State& state) {
   for (;;) {
-    if (!retired_.empty()) retired_.clear();  // no block is running here
+    if (!retired_.empty()) {  // no block is running here
+      for (auto& b : retired_) release(b);
+      retired_.clear();
+    }
     for (uint64_t page : pending_unwatch_)
       if (page_blocks_.find(page) == page_blocks_.end())
         (void)space_->set_write_watch(core::GuestAddr(page << 12), 4096, false);
@@ -138,7 +208,15 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
     if (config_.trace) VM_LOG_DEBUG("block {:#x}", pc);
     ++b->executions;
     ++stats_.blocks_executed;
-    ir::ExecResult r = interp_.run(b->ir, state);
+    if (jit_ && !b->compile_failed) {
+      if (!b->compiled) {
+        if (config_.kind == EngineKind::Jit || b->executions >= config_.hot_threshold) compile(*b, Tier::Fast);
+      } else if (b->compiled->tier == Tier::Fast && config_.kind == EngineKind::Tiered &&
+                 b->executions >= config_.opt_threshold) {
+        compile(*b, Tier::Optimized);
+      }
+    }
+    ir::ExecResult r = b->compiled ? run_native(*b, state) : interp_.run(b->ir, state);
     if (r.kind == ir::TermKind::Syscall || r.kind == ir::TermKind::Trap) return EngineExit{std::move(r)};
   }
 }

@@ -125,8 +125,10 @@ Fault classify(const ir::ExecResult& r) {
 
 class Process {
 public:
-  Process(std::unique_ptr<mem::AddressSpace> space, const ProcessOptions& options, std::string exe)
-      : space_(std::move(space)), syscalls_(*space_, std::move(exe)), engine_(*space_, options.engine), options_(options) {}
+  Process(std::unique_ptr<mem::AddressSpace> space, std::unique_ptr<ExecutionEngine> engine, const ProcessOptions& options,
+          std::string exe)
+      : space_(std::move(space)), syscalls_(*space_, std::move(exe)), engine_ptr_(std::move(engine)), engine_(*engine_ptr_),
+        options_(options) {}
 
   core::X86State& state() { return state_; }
   mem::AddressSpace& space() { return *space_; }
@@ -296,6 +298,12 @@ private:
     std::fprintf(stderr, "  block map hits         %lu\n", static_cast<unsigned long>(s.map_hits));
     std::fprintf(stderr, "  invalidations          %lu, cache flushes %lu\n", static_cast<unsigned long>(s.invalidations),
                  static_cast<unsigned long>(s.cache_flushes));
+    std::fprintf(stderr, "  compiled blocks        fast %lu, optimized %lu, failed %lu; native runs %lu\n",
+                 static_cast<unsigned long>(s.compiled_fast), static_cast<unsigned long>(s.compiled_optimized),
+                 static_cast<unsigned long>(s.compile_failures), static_cast<unsigned long>(s.native_executions));
+    std::fprintf(stderr, "  compile time (ms)      lower %.2f, optimise %.2f, codegen %.2f, link %.2f; code %lu bytes\n",
+                 s.compile.lower_us / 1e3, s.compile.optimize_us / 1e3, s.compile.codegen_us / 1e3, s.compile.link_us / 1e3,
+                 static_cast<unsigned long>(s.compile.code_bytes));
     std::fprintf(stderr, "  syscalls:\n");
     for (const auto& [nr, n] : syscalls_.counts())
       std::fprintf(stderr, "    %-20s %lu\n", LinuxSyscalls::name(nr), static_cast<unsigned long>(n));
@@ -306,7 +314,8 @@ private:
 
   std::unique_ptr<mem::AddressSpace> space_;
   LinuxSyscalls syscalls_;
-  ExecutionEngine engine_;
+  std::unique_ptr<ExecutionEngine> engine_ptr_;
+  ExecutionEngine& engine_;
   ProcessOptions options_;
   core::X86State state_;
   int resethand_pending_ = 0;
@@ -339,7 +348,10 @@ core::Result<int> run_program(const std::string& path, const std::vector<std::st
   if (!stack) return core::failf(stack.error().code, "{}: {}", path, stack.error().message);
   VM_LOG_DEBUG("loaded {}: entry {:#x}, brk {:#x}, rsp {:#x}", path, image->entry, image->brk_start, stack->rsp);
 
-  Process proc(std::move(*space), options, path);
+  auto engine = ExecutionEngine::create(**space, options.engine);
+  if (!engine) return core::failf(engine.error().code, "cannot start the {} engine: {}", engine_kind_name(options.engine.kind),
+                                  engine.error().message);
+  Process proc(std::move(*space), std::move(*engine), options, path);
   proc.state().rip = image->entry.value();
   proc.state().gpr[4] = stack->rsp.value();
   return proc.run();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vm/core/x86_state.hpp"
+#include "vm/engine/jit.hpp"
 #include "vm/ir/interpreter.hpp"
 #include "vm/ir/ir.hpp"
 #include "vm/mem/address_space.hpp"
@@ -30,6 +31,10 @@ struct EngineConfig {
   // Code cache limit: when more translations exist, the cache is flushed.
   size_t max_blocks = 1u << 16;
   bool trace = false;  // log every block entered (VM_LOG=debug shows it)
+  // Tiered: a block is compiled at Tier::Fast after this many interpreted
+  // executions, and recompiled at Tier::Optimized after opt_threshold runs.
+  uint32_t hot_threshold = 50;
+  uint32_t opt_threshold = 20000;
 };
 
 struct EngineStats {
@@ -41,6 +46,11 @@ struct EngineStats {
   uint64_t cache_flushes = 0;
   uint64_t guest_insns_translated = 0;
   double translate_seconds = 0;
+  uint64_t compiled_fast = 0;        // blocks compiled at Tier::Fast
+  uint64_t compiled_optimized = 0;   // blocks compiled at Tier::Optimized
+  uint64_t compile_failures = 0;     // blocks left to the interpreter
+  uint64_t native_executions = 0;    // block runs in compiled code
+  CompileStats compile;              // summed over all compiles
 };
 
 struct EngineExit {
@@ -53,6 +63,10 @@ public:
   ~ExecutionEngine();
   ExecutionEngine(const ExecutionEngine&) = delete;
   ExecutionEngine& operator=(const ExecutionEngine&) = delete;
+
+  // Fails only when the JIT cannot be created for a JIT engine kind.
+  static core::Result<std::unique_ptr<ExecutionEngine>> create(mem::AddressSpace& space, EngineConfig config,
+                                                               const ir::HelperTable& helpers = ir::HelperTable::defaults());
 
   // Runs from state.rip until a syscall or a trap/fault; returns it.
   EngineExit run(core::X86State& state);
@@ -69,9 +83,14 @@ private:
     ir::IRBlock ir;
     uint64_t executions = 0;
     uint64_t first_page = 0, last_page = 0;
+    std::optional<CompiledBlock> compiled;
+    bool compile_failed = false;
   };
   Block* lookup(uint64_t pc);
   Block* translate(uint64_t pc, ir::ExecResult& fault);
+  void compile(Block& b, Tier tier);
+  ir::ExecResult run_native(Block& b, core::X86State& state);
+  void release(std::unique_ptr<Block>& b);
 
   mem::AddressSpace* space_;
   EngineConfig config_;
@@ -84,6 +103,8 @@ private:
   // Blocks whose page was written while they ran are retired here and freed later.
   std::vector<std::unique_ptr<Block>> retired_;
   std::vector<uint64_t> pending_unwatch_;
+  std::unique_ptr<JITCompiler> jit_;
+  std::unique_ptr<GuestMemoryBridge> bridge_;
 };
 
 }  // namespace vm::engine
