@@ -218,8 +218,9 @@ def medians_markdown(med_rows: list[tuple], latest: dict[str, Run]) -> list[str]
         r = runs[-1]
         lines.append(f"Measured on {r.meta.get('cpu_model', '?')} ({r.meta.get('cpus', '?')} CPUs), "
                      f"{r.meta.get('compiler', '?')}, {r.meta.get('build_type', '?')} "
-                     f"`{r.meta.get('cxx_flags', '')}`; runs: "
-                     + ", ".join(f"`{x.run_id}`" for x in runs) + ".")
+                     f"`{r.meta.get('cxx_flags', '')}`; runs (1-minute load average at the start): "
+                     + ", ".join(f"`{x.run_id}` ({x.meta.get('load_average', ['?'])[0]:.1f})"
+                                 if x.meta.get("load_average") else f"`{x.run_id}`" for x in runs) + ".")
         lines.append("")
     else:
         lines += ["No benchmark results stored yet (run `scripts/suite bench`).", ""]
