@@ -53,6 +53,32 @@ public:
     return fmt::format("{}", static_cast<int32_t>(v % 100000));
   }
 
+  // Control flow, stack, string and locked instructions (need rsp in the
+  // stack region; most of them end the lifted block).
+  std::string extended_insn() {
+    static const char* kCc[] = {"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"};
+    static const char* kLock[] = {"add", "sub", "and", "or", "xor"};
+    static const char* kStr[] = {"movs", "stos", "lods", "cmps", "scas"};
+    static const char* kSfx[] = {"b", "w", "d", "q"};
+    unsigned w = width();
+    switch (u(8)) {
+      case 0: return fmt::format("push {}; pop {}", reg(64), u(2) ? reg(64) : mem(64));
+      case 1: return fmt::format("lock {} {}, {}", kLock[u(5)], mem(w), reg(w));
+      case 2: return u(2) ? fmt::format("lock xadd {}, {}", mem(w), reg(w)) : fmt::format("lock cmpxchg {}, {}", mem(w), reg(w));
+      case 3: return fmt::format("xchg {}, {}", mem(w), reg(w));
+      case 4: {
+        const char* op = kStr[u(5)];
+        bool cmp = op[0] == 'c' || (op[0] == 's' && op[1] == 'c');
+        const char* rep = u(3) == 0 ? "" : cmp ? (u(2) ? "repe " : "repne ") : "rep ";
+        return fmt::format("lea rsi, [r15 + {:#x}]; lea rdi, [r15 + {:#x}]; mov ecx, {}; {}; {}{}{}", 0x400 + u(0x100),
+                           0x800 + u(0x100), u(6), u(2) ? "std" : "cld", rep, op, kSfx[u(4)]);
+      }
+      case 5: return fmt::format("cmp {}, {}; j{} 1f; mov {}, {}; 1:", reg(w), reg(w), kCc[u(16)], reg(32), imm(32));
+      case 6: return fmt::format("call 1f; 1: pop {}", reg(64));
+      default: return fmt::format("mov ecx, {}; 1: add rdx, rbx; loop 1b", 1 + u(4));
+    }
+  }
+
   // One instruction (sometimes a short idiom); `memory` allows r15-relative operands.
   std::string insn(bool memory = true, bool division = true) {
     static const char* kAlu[] = {"add", "adc", "sub", "sbb", "cmp", "and", "or", "xor", "test"};
@@ -104,11 +130,11 @@ public:
     }
   }
 
-  std::string sequence(uint32_t n, bool memory = true, bool division = true) {
+  std::string sequence(uint32_t n, bool memory = true, bool division = true, bool extended = false) {
     std::string s;
     for (uint32_t i = 0; i < n; ++i) {
       if (i) s += "; ";
-      s += insn(memory, division);
+      s += extended && u(6) == 0 ? extended_insn() : insn(memory, division);
     }
     return s;
   }

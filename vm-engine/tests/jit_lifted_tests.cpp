@@ -1,5 +1,6 @@
 // The JIT against the interpreter on code lifted by the x86 frontend:
-// random integer x86 sequences (see benches/lifted_corpus.hpp), lifted once,
+// random integer x86 sequences (see benches/lifted_corpus.hpp; every other
+// one with stack, string, locked, call and branch instructions), lifted once,
 // run from identical states and memory by the interpreter and by compiled
 // code at both tiers (softmmu over the same RegionMemory, so faults and #DE
 // are compared too).
@@ -36,9 +37,10 @@ TEST_CASE("JIT matches the interpreter on 600 lifted x86 blocks (both tiers)") {
   std::mt19937_64 rng(seed);
   int failures = 0;
   uint32_t traps = 0, insns = 0;
+  std::array<uint32_t, 9> kinds{};
   for (uint32_t i = 0; i < 600 * ir::testing::test_scale() && failures < 3; ++i) {
     uint32_t n = static_cast<uint32_t>(1 + rng() % 40);
-    auto code = translate::assemble_x86(gen.sequence(n));
+    auto code = translate::assemble_x86(gen.sequence(n, true, true, (i % 2) == 1));
     REQUIRE_MESSAGE(code.has_value(), (code ? "" : code.error().to_string()));
     auto mem0 = corpus::make_memory(*code, rng);
     REQUIRE(mem0.has_value());
@@ -49,6 +51,8 @@ TEST_CASE("JIT matches the interpreter on 600 lifted x86 blocks (both tiers)") {
     insns += n;
     core::X86State s0 = testing::random_state(rng);
     s0.gpr[15] = corpus::kDataBase;
+    s0.gpr[4] = corpus::kStackBase + corpus::kStackSize / 2;
+    s0.df = 0;
     s0.rip = corpus::kCodeBase;
 
     core::RegionMemory mi = *mem0;
@@ -57,6 +61,7 @@ TEST_CASE("JIT matches the interpreter on 600 lifted x86 blocks (both tiers)") {
     ir::Interpreter interp(mi, none);
     auto want = interp.run(*block, si);
     if (want.kind == ir::TermKind::Trap && want.trap != ir::TrapReason::Halt) ++traps;
+    ++kinds[static_cast<size_t>(block->term.kind)];
     for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
       core::RegionMemory mj = *mem0;
       core::X86State sj = s0;
@@ -72,5 +77,9 @@ TEST_CASE("JIT matches the interpreter on 600 lifted x86 blocks (both tiers)") {
     }
   }
   CHECK(failures == 0);
-  MESSAGE("lifted corpus: " << insns << " guest instructions, " << traps << " blocks ending in a divide error or fault before the final hlt");
+  MESSAGE("lifted corpus: " << insns << " x86 instructions generated, " << traps
+                              << " blocks ending in a divide error or fault before the final hlt");
+  MESSAGE(fmt::format("terminators: jump {} branch {} call {} trap {}", kinds[size_t(ir::TermKind::Jump)],
+                      kinds[size_t(ir::TermKind::Branch)], kinds[size_t(ir::TermKind::Call)], kinds[size_t(ir::TermKind::Trap)]));
+  CHECK(kinds[size_t(ir::TermKind::Branch)] > 0);
 }
