@@ -39,24 +39,26 @@ def _pick_unit(max_ns: float) -> tuple[str, float]:
 
 def _target_lines(binary: str, names: list[str], targets: list[tg.Target]) -> list[tuple[str, float, str]]:
     """(kind, value in ns, label) of every plan bound and goal of time targets
-    that cover one of `names`."""
-    lines = {}
+    that cover one of `names`; a label names the benchmarks it applies to
+    when that is not all of them."""
+    covered_by: dict[tuple[str, float], list[str]] = {}
     for t in targets:
         if t.binary != binary or t.relative_to or t.counter or t.unit not in TIME_UNIT_NS:
             continue
         covered = [n for n in names if t.pattern().fullmatch(n)]
-        if not covered:
-            continue
-        # Say which lines a bound belongs to when it covers only some of them.
+        for kind, value in (("plan bound", t.plan_bound), ("goal", t.goal)):
+            if value is not None and covered:
+                key = (kind, value * TIME_UNIT_NS[t.unit])
+                covered_by.setdefault(key, [])
+                covered_by[key] += [n for n in covered if n not in covered_by[key]]
+    out = []
+    for (kind, ns), covered in sorted(covered_by.items(), key=lambda kv: kv[0][1]):
         family = covered[0].split("/", 1)[0]
         which = ""
         if len(covered) < len(names):
             which = " (" + ", ".join(n[len(family):].lstrip("/") or n for n in covered) + ")"
-        for kind, value in (("plan bound", t.plan_bound), ("goal", t.goal)):
-            if value is not None:
-                ns = value * TIME_UNIT_NS[t.unit]
-                lines[(kind, ns)] = f"{kind} {format_ns(ns)}{which}"
-    return [(kind, ns, label) for (kind, ns), label in sorted(lines.items(), key=lambda kv: kv[0][1])]
+        out.append((kind, ns, f"{kind} {format_ns(ns)}{which}"))
+    return out
 
 
 def _peer_names(binary: str, names: list[str], targets: list[tg.Target]) -> dict[str, str]:
