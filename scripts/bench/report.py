@@ -344,9 +344,11 @@ def write_report(runs: list[Run], *, baseline: Run | None, threshold: float, alp
 
     glance = []
     for comp in vs_prev + vs_base:
-        busy = " (machine busy: maybe load)" if any("busy" in n for n in comp.notes) else ""
-        for c in comp.regressions():
-            glance.append(("bad", f"{comp.binary}/{c.name}: {c.change:+.1%} vs {comp.old_label}{busy}"))
+        regressions = sorted(comp.regressions(), key=lambda c: -c.change)
+        if regressions:
+            busy = " (machine was busy: may be load)" if any("busy" in n for n in comp.notes) else ""
+            glance.append(("bad", f"{comp.binary}: {len(regressions)} slower than {comp.old_label}{busy}: "
+                                  + ", ".join(f"{c.name} {c.change:+.0%}" for c in regressions)))
     for row in rows:
         if row.status in (tg.FAIL, tg.ERROR):
             glance.append(("bad", f"{row.target.binary}/{row.label}: {row.status}"))

@@ -216,7 +216,7 @@ class StoreAndReportTest(TempStore):
         report.write_report(runs, baseline=base, threshold=0.05, alpha=0.05, out_dir=out, docs=True,
                             log=lambda *_: None, targets=ts, docs_file=docs)
         page = (out / "index.html").read_text()
-        self.assertRegex(page, r"<li class='bad'>a/x: \+(49|50)\.\d% vs 20260102")  # at a glance
+        self.assertRegex(page, r"<li class='bad'>a: 1 slower than 20260102T000000Z-r2: x \+(49|50)%")
         self.assertIn("goal(s) missed", page)          # 150 ns misses the 120 ns goal
         self.assertIn("not measured yet", page)
         self.assertTrue((out / "trend-a.png").stat().st_size > 1000)
