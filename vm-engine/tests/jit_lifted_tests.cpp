@@ -83,3 +83,37 @@ TEST_CASE("JIT matches the interpreter on 600 lifted x86 blocks (both tiers)") {
                       kinds[size_t(ir::TermKind::Branch)], kinds[size_t(ir::TermKind::Call)], kinds[size_t(ir::TermKind::Trap)]));
   CHECK(kinds[size_t(ir::TermKind::Branch)] > 0);
 }
+
+TEST_CASE("run_jit executes a lifted program block by block like run_interpreter") {
+  auto code = translate::assemble_x86(
+      "mov ecx, 20; xor eax, eax; 1: add rax, rcx; mov qword ptr [r15 + 8], rax; imul rdx, rax, 3; loop 1b; "
+      "push rax; pop rbx; mov esi, 7; xor edx, edx; div rsi; hlt");
+  REQUIRE_MESSAGE(code.has_value(), (code ? "" : code.error().to_string()));
+  std::mt19937_64 rng(5);
+  auto mem0 = corpus::make_memory(*code, rng);
+  REQUIRE(mem0.has_value());
+  core::X86State s0{};
+  s0.rip = corpus::kCodeBase;
+  s0.gpr[15] = corpus::kDataBase;
+  s0.gpr[4] = corpus::kStackBase + corpus::kStackSize / 2;
+
+  core::RegionMemory mi = *mem0;
+  core::X86State si = s0;
+  ir::HelperTable none;
+  auto want = translate::run_interpreter(mi, si, core::GuestAddr(0), 1000, none);
+  CHECK(want.reason == translate::RunResult::Reason::Trap);
+
+  engine::BlockSource source = [](core::GuestMemory& m, core::GuestAddr pc) { return translate::decode_block(m, pc); };
+  for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+    core::RegionMemory mj = *mem0;
+    core::X86State sj = s0;
+    auto got = engine::run_jit(mj, sj, core::GuestAddr(0), 1000, source, tier, none);
+    CHECK(got.reason == engine::JitRunResult::Reason::Trap);
+    CHECK(got.trap == ir::TrapReason::Halt);
+    CHECK(got.blocks == want.blocks);
+    CHECK(got.blocks_compiled < got.blocks);  // the loop body is compiled once
+    CHECK(testing::state_diff(si, sj) == "");
+    CHECK(regions_diff(mi, mj) == "");
+    CHECK(sj.gpr[3] == 210);
+  }
+}

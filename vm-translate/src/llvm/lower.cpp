@@ -104,7 +104,9 @@ public:
     }
     for (size_t i = 0; i < blocks.size(); ++i) {
       block_entries_.push_back(llvm::BasicBlock::Create(ctx_, fmt::format("block_{:x}", blocks[i].start_pc.value()), fn_));
-      region_index_.emplace(blocks[i].start_pc.value(), i);
+      // A lone block's jump to its own start returns to the caller like any
+      // exit ("runs once"); only a real region keeps its edges inside.
+      if (blocks.size() > 1) region_index_.emplace(blocks[i].start_pc.value(), i);
     }
     b_.CreateBr(block_entries_[0]);
     for (size_t i = 0; i < blocks.size(); ++i) {

@@ -137,7 +137,9 @@ struct ChainSlot {
 };
 
 // Lowers one block (or a region whose blocks' jumps to each other's start_pc
-// become internal branches) and prints the LLVM IR module as text.
+// become internal branches) and prints the LLVM IR module as text. A single
+// block always returns after one pass, even when it jumps to its own start;
+// a region may loop internally until it leaves the region.
 core::Result<std::string> lower_to_llvm_text(const ir::IRBlock& block, const LoweringOptions& options = {});
 core::Result<std::string> lower_region_to_llvm_text(std::span<const ir::IRBlock> blocks,
                                                     const LoweringOptions& options = {});
