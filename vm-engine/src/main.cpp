@@ -12,6 +12,7 @@
 #include "vm/ir/verifier.hpp"
 #include "vm/translate/assembler.hpp"
 #include "vm/translate/state_json.hpp"
+#include "cli_run.hpp"
 #include "vm/translate/toolchain.hpp"
 #include "vm/translate/x86.hpp"
 
@@ -113,11 +114,12 @@ int run_exec(const CodeOptions& o, const ExecOptions& e) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv, char** envp) {
   CLI::App app{"vm: an LLVM-backed x86-64 dynamic binary translator"};
   bool version = false;
   app.add_flag("--version", version, "Print version and toolchain information");
   app.require_subcommand(0, 1);
+  vm::engine::cli::add_run_command(app);
 
   CodeOptions lift_code;
   bool lift_opt = false;
@@ -143,6 +145,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (vm::engine::cli::run_selected(app)) return vm::engine::cli::run_execute(envp);
   if (version) {
     fmt::print("vm 0.1.0 (LLVM {}, Zydis {})\n", vm::translate::llvm_version(), vm::translate::zydis_version());
     return 0;
