@@ -55,13 +55,15 @@ public:
 
   // Control flow, stack, string and locked instructions (need rsp in the
   // stack region; most of them end the lifted block).
-  std::string extended_insn() {
+  std::string extended_insn(bool stack = true) {
     static const char* kCc[] = {"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"};
     static const char* kLock[] = {"add", "sub", "and", "or", "xor"};
     static const char* kStr[] = {"movs", "stos", "lods", "cmps", "scas"};
     static const char* kSfx[] = {"b", "w", "d", "q"};
     unsigned w = width();
-    switch (u(8)) {
+    uint64_t pick = u(8);
+    if (!stack && (pick == 0 || pick == 6)) pick = 4;  // no push/call without a stack: a string op instead
+    switch (pick) {
       case 0: return fmt::format("push {}; pop {}", reg(64), u(2) ? reg(64) : mem(64));
       case 1: return fmt::format("lock {} {}, {}", kLock[u(5)], mem(w), reg(w));
       case 2: return u(2) ? fmt::format("lock xadd {}, {}", mem(w), reg(w)) : fmt::format("lock cmpxchg {}, {}", mem(w), reg(w));
@@ -130,11 +132,12 @@ public:
     }
   }
 
-  std::string sequence(uint32_t n, bool memory = true, bool division = true, bool extended = false) {
+  std::string sequence(uint32_t n, bool memory = true, bool division = true, bool extended = false,
+                       bool stack = true) {
     std::string s;
     for (uint32_t i = 0; i < n; ++i) {
       if (i) s += "; ";
-      s += extended && u(6) == 0 ? extended_insn() : insn(memory, division);
+      s += extended && u(6) == 0 ? extended_insn(stack) : insn(memory, division);
     }
     return s;
   }

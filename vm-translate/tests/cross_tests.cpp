@@ -89,10 +89,11 @@ std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifte
     cases.push_back(std::move(c));
   }
   // Blocks lifted from x86 code by the frontend (integer, flags, memory via
-  // r15 = the window base, divisions that may trap).
+  // r15 = the window base, divisions that may trap, string and locked ops).
   corpus::X86TextGen gen(seed);
   for (uint32_t i = 0; i < n_lifted; ++i) {
-    auto code = translate::assemble_x86(gen.sequence(static_cast<uint32_t>(1 + rng() % 30)));
+    // Every other sequence adds string ops (rep, either direction), locked ops, jcc and loop.
+    auto code = translate::assemble_x86(gen.sequence(static_cast<uint32_t>(1 + rng() % 30), true, true, (i % 2) == 1, false));
     REQUIRE_MESSAGE(code.has_value(), (code ? "" : code.error().to_string()));
     auto mem = corpus::make_memory(*code, rng);
     REQUIRE(mem.has_value());
@@ -104,6 +105,7 @@ std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifte
     c.state = testing::random_state(rng);
     c.state.gpr[15] = kWindowBase;
     c.state.rip = corpus::kCodeBase;
+    c.state.df = 0;
     FlatMemory m(kWindowBase, kWindowSize);
     m.fill(rng);
     c.window = m.window();
@@ -150,7 +152,7 @@ void cross_check(translate::Target target, const char* gcc, const char* qemu, co
   REQUIRE(run(fmt::format("{} -L {} {} {} {}", qemu, sysroot, prog, (dir / "in.bin").string(), (dir / "out.bin").string())) == 0);
 
   std::ifstream out(dir / "out.bin", std::ios::binary);
-  int failures = 0, faults = 0;
+  int failures = 0, faults = 0, skipped = 0;
   for (const auto& c : cases) {
     uint64_t code = 0, fault_addr = 0;
     core::X86State got;
@@ -160,6 +162,13 @@ void cross_check(translate::Target target, const char* gcc, const char* qemu, co
     out.read(reinterpret_cast<char*>(&got), sizeof got);
     out.read(reinterpret_cast<char*>(window.data()), static_cast<std::streamsize>(window.size()));
     REQUIRE(out.good());
+    bool interp_faulted = c.want_exit.kind == ir::TermKind::Trap && c.want_exit.trap == ir::TrapReason::MemoryFault;
+    if (!softmmu && interp_faulted) {
+      // Direct mode cannot detect a fault by design (lowering.hpp); the
+      // softmmu runs compare faults.
+      ++skipped;
+      continue;
+    }
     std::string diff = testing::state_diff(c.want_state, got) + testing::memory_diff(c.want_window, window, kWindowBase);
     auto exit = translate::decode_exit(code);
     if (exit != c.want_exit) diff += fmt::format("  exit: want {} got {}\n", int(c.want_exit.kind), int(exit.kind));
@@ -170,6 +179,8 @@ void cross_check(translate::Target target, const char* gcc, const char* qemu, co
       FAIL_CHECK(fmt::format("{} block {}:\n{}{}", translate::target_name(target), c.block, diff, ir::print(blocks[c.block])));
   }
   CHECK(failures == 0);
+  CHECK(skipped * 20 < static_cast<int>(cases.size()));  // at most 5% of the corpus is left out
+  if (skipped) MESSAGE(skipped << " cases fault in the interpreter and are not comparable in direct mode");
   if (softmmu) CHECK(faults > 0);  // the straddling corpus must exercise precise faults
   std::filesystem::remove_all(dir);
 }
