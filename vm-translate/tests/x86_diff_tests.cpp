@@ -213,7 +213,9 @@ public:
         static const std::vector<std::string> kLoop = {"loop", "loope", "loopne"};
         return fmt::format("mov ecx, {}; 1: add rdx, rbx; {} 1b", 1 + u(4), pick(kLoop));
       }
-      case 22: return fmt::format("call 1f; 1: pop {}", reg(64));
+      case 22:
+        return u(2) ? fmt::format("call 1f; 1: pop {}", reg(64))
+                    : fmt::format("push rbp; mov rbp, rsp; push {}; sub rsp, {}; leave", reg(64), 8 * u(8));
       default: return fmt::format("cmp {}, {}; j{} 1f; mov {}, {}; 1:", reg(w), rm(w), pick(kCc), reg(32), imm(32));
     }
   }

@@ -61,6 +61,21 @@ std::string unsupported_message(const ZydisDecodedInstruction& zi, uint64_t pc) 
   return msg;
 }
 
+// Handlers reach visible register operands through Lifter::reg(), which
+// knows general-purpose and xmm registers; forms naming any other register
+// file (MMX, x87, ymm, control, ...) are unsupported whatever the mnemonic.
+bool operands_supported(const DecodedInsn& insn) {
+  for (int i = 0; i < insn.zi.operand_count_visible; ++i) {
+    if (insn.ops[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
+    switch (ZydisRegisterGetClass(insn.ops[i].reg.value)) {
+      case ZYDIS_REGCLASS_GPR8: case ZYDIS_REGCLASS_GPR16: case ZYDIS_REGCLASS_GPR32: case ZYDIS_REGCLASS_GPR64:
+      case ZYDIS_REGCLASS_XMM: case ZYDIS_REGCLASS_SEGMENT: break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 core::Result<ir::IRBlock> decode_block(core::GuestMemory& memory, GuestAddr pc, const BlockOptions& options) {
@@ -108,7 +123,8 @@ core::Result<ir::IRBlock> decode_block(core::GuestMemory& memory, GuestAddr pc, 
     ++count;
     const size_t mark = block.ops.size();
     const x86::LiftEntry* entry =
-        insn.zi.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY ? x86::find_entry(insn.zi.mnemonic) : nullptr;
+        insn.zi.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY && operands_supported(insn) ? x86::find_entry(insn.zi.mnemonic)
+                                                                                          : nullptr;
     x86::Lifter lifter(b, insn);
     LiftStatus status = entry ? entry->fn(lifter, entry->aux) : LiftStatus::Unsupported;
     if (status == LiftStatus::Unsupported) {

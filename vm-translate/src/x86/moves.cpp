@@ -24,7 +24,9 @@ enum ExtKind { kZero, kSign };
 LiftStatus lift_extend(Lifter& l, int kind) {
   Value v = l.read(1);
   Type t = l.type(0);
-  if (v.type != t) v = kind == kSign ? l.b.sext(v, t) : l.b.zext(v, t);
+  // movsxd with a 16-bit destination reads 32 bits and keeps the low 16.
+  if (ir::type_bits(v.type) >= ir::type_bits(t)) v = l.b.zext_or_trunc(v, t);
+  else v = kind == kSign ? l.b.sext(v, t) : l.b.zext(v, t);
   l.write(0, v);
   return LiftStatus::Continue;
 }
@@ -92,6 +94,16 @@ LiftStatus lift_pop(Lifter& l, int) {
   return LiftStatus::Continue;
 }
 
+// leave: rsp := rbp, then pop rbp.
+LiftStatus lift_leave(Lifter& l, int) {
+  Type t = *ir::int_type(l.opsize());
+  Value rbp = l.gpr(5, Type::I64);
+  Value v = l.b.load(t, rbp);
+  l.set_gpr(4, l.b.add(rbp, l.c(Type::I64, ir::type_bytes(t))));
+  l.set_state(X86Reg::Rbp, v);
+  return LiftStatus::Continue;
+}
+
 // cbw/cwde/cdqe: sign-extend the low half of the accumulator into all of it.
 LiftStatus lift_widen_acc(Lifter& l, int) {
   uint32_t w = l.opsize();
@@ -125,6 +137,7 @@ constexpr LiftEntry kEntries[] = {
     {ZYDIS_MNEMONIC_LEA, InsnClass::Move, lift_lea, 0, "r16/32/64, m (incl. address-size override)"},
     {ZYDIS_MNEMONIC_PUSH, InsnClass::Move, lift_push, 0, "r/m16/64, imm8/16/32"},
     {ZYDIS_MNEMONIC_POP, InsnClass::Move, lift_pop, 0, "r/m16/64 (pop rsp and rsp-based memory per SDM)"},
+    {ZYDIS_MNEMONIC_LEAVE, InsnClass::Move, lift_leave, 0, "rsp := rbp; pop rbp (16-bit form: bp)"},
     {ZYDIS_MNEMONIC_CBW, InsnClass::Move, lift_widen_acc, 0, "al -> ax"},
     {ZYDIS_MNEMONIC_CWDE, InsnClass::Move, lift_widen_acc, 0, "ax -> eax"},
     {ZYDIS_MNEMONIC_CDQE, InsnClass::Move, lift_widen_acc, 0, "eax -> rax"},
