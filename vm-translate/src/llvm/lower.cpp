@@ -1034,13 +1034,18 @@ private:
         out = lanes ? to_v128(int_unary(op.opcode, as_int_lanes(arg(op, 0), op.lane))) : int_unary(op.opcode, arg(op, 0));
         return {};
       case Opcode::Parity: out = parity(arg(op, 0)); return {};
-      case Opcode::Cmp: {
-        auto p = static_cast<ir::CmpPred>(op.mod);
+      case Opcode::Cmp:
+      case Opcode::FCmp: {
+        // Scalar: an i1. Lane-wise: each lane all ones or all zeros.
+        auto compare = [&](Value* a, Value* bv) {
+          return op.opcode == Opcode::FCmp ? float_compare(static_cast<ir::FCmpPred>(op.mod), a, bv)
+                                           : int_compare(static_cast<ir::CmpPred>(op.mod), a, bv);
+        };
         if (lanes) {
-          Value* m = int_compare(p, as_int_lanes(arg(op, 0), op.lane), as_int_lanes(arg(op, 1), op.lane));
+          Value* m = compare(as_lanes(arg(op, 0), op.lane), as_lanes(arg(op, 1), op.lane));
           out = to_v128(b_.CreateSExt(m, int_lane_vec(op.lane)));
         } else {
-          out = int_compare(p, arg(op, 0), arg(op, 1));
+          out = compare(arg(op, 0), arg(op, 1));
         }
         return {};
       }
@@ -1067,16 +1072,6 @@ private:
         ensure_rounding(rounding());
         Value* r = nan_fixup1(a, fp_call(llvm::Intrinsic::sqrt, llvm::Intrinsic::experimental_constrained_sqrt, a));
         out = lanes ? to_v128(r) : r;
-        return {};
-      }
-      case Opcode::FCmp: {
-        auto p = static_cast<ir::FCmpPred>(op.mod);
-        if (lanes) {
-          Value* m = float_compare(p, as_lanes(arg(op, 0), op.lane), as_lanes(arg(op, 1), op.lane));
-          out = to_v128(b_.CreateSExt(m, int_lane_vec(op.lane)));
-        } else {
-          out = float_compare(p, arg(op, 0), arg(op, 1));
-        }
         return {};
       }
       case Opcode::FCvt: out = fcvt(arg(op, 0), rounding(), op.type); return {};
