@@ -204,7 +204,11 @@ public:
           case 0: return fmt::format("lock {} {}, {}", pick(kLockAlu), mem(w), reg(w));
           case 1: return fmt::format("lock xadd {}, {}", mem(w), reg(w));
           case 2: return fmt::format("lock cmpxchg {}, {}", mem(w), reg(w));
-          case 3: return fmt::format("lock {} {}", u(2) ? "inc" : "dec", mem(w));
+          case 3: {
+            static const std::vector<std::string> kLockUnary = {"inc", "dec", "neg", "not"};
+            return u(3) ? fmt::format("lock {} {}", pick(kLockUnary), mem(w))
+                        : fmt::format("lock {} {}, {}", u(2) ? "adc" : "sbb", mem(w), reg(w));
+          }
           default: return fmt::format("xadd {}, {}", reg(w), reg(w));
         }
       }
@@ -371,7 +375,8 @@ std::optional<uint32_t> undefined_flags(const std::vector<uint8_t>& code) {
 // Where Unicorn disagrees, the hardware decides: run the same bytes natively
 // from the same state. Unicorn follows QEMU, which differs from the CPU in
 // a few places (NaN selection when both operands are NaN, popcnt, the
-// 32-bit destination of bsf/bsr with a zero source, cmpxchg's accumulator).
+// 32-bit destination of bsf/bsr with a zero source, cmpxchg's accumulator,
+// the flags of lock neg).
 bool native_agrees(const std::vector<uint8_t>& code, const Machine& init, const Machine& ours, uint32_t undef,
                    bool with_xmm) {
   Machine native = init;

@@ -313,6 +313,11 @@ constexpr Case kAtomicCases[] = {
      "rax=5 rdx=6 zf=0"},
     {"lock inc dword ptr [rbx]", "rbx=0x200000 m32[0x200000]=0x7fffffff cf=1", "m32[0x200000]=0x80000000 of=1 cf=1"},
     {"lock not byte ptr [rbx]", "rbx=0x200000 m8[0x200000]=0x0f", "m8[0x200000]=0xf0"},
+    // Unicorn computes SF (and more) of a locked neg from the wrong value.
+    {"lock neg qword ptr [rbx]", "rbx=0x200000 m64[0x200000]=1", "m64[0x200000]=0xffffffffffffffff cf=1 sf=1 zf=0",
+     Oracle::Native},
+    {"lock adc dword ptr [rbx], eax", "rbx=0x200000 rax=1 cf=1 m32[0x200000]=0xfffffffe", "m32[0x200000]=0 cf=1 zf=1"},
+    {"lock sbb word ptr [rbx], ax", "rbx=0x200000 rax=1 cf=1 m16[0x200000]=1", "m16[0x200000]=0xffff cf=1 sf=1"},
     {"lock btr dword ptr [rbx], 1", "rbx=0x200000 m32[0x200000]=3", "m32[0x200000]=1 cf=1"},
 };
 

@@ -116,6 +116,14 @@ Outcome run_native(std::span<const uint8_t> code, Machine& m) {
     if (scratch != reinterpret_cast<void*>(kScratchStack)) _exit(103);
     map_private(kCodeBase, kCodeSize, guest, 0xcc);
     map_private(kTrampoline, 0x1000, *prologue, 0xcc);
+    // The guest's fs/gs bases. From here on the child must not touch its own
+    // TLS, so the syscalls are issued directly and nothing returns.
+    const uint64_t fs = m.regs.fs_base, gs = m.regs.gs_base;
+    long rc = 0;
+    asm volatile("syscall" : "=a"(rc) : "a"(158), "D"(0x1002), "S"(fs) : "rcx", "r11", "memory");  // arch_prctl(ARCH_SET_FS)
+    if (rc != 0) _exit(105);
+    asm volatile("syscall" : "=a"(rc) : "a"(158), "D"(0x1001), "S"(gs) : "rcx", "r11", "memory");  // arch_prctl(ARCH_SET_GS)
+    if (rc != 0) _exit(106);
     reinterpret_cast<void (*)()>(kTrampoline)();
     _exit(104);
   }

@@ -1,6 +1,9 @@
 // Integer arithmetic and logic: the two-operand ALU group, inc/dec/neg/not,
 // mul/imul, div/idiv. Flags the SDM leaves undefined (after mul/imul: SF ZF
 // AF PF; after div/idiv: all) are left unchanged.
+#include <utility>
+#include <vector>
+
 #include "x86/lifter.hpp"
 
 namespace vm::translate::x86 {
@@ -11,6 +14,35 @@ using ir::Opcode;
 
 enum Alu { kAdd, kAdc, kSub, kSbb, kCmp, kAnd, kOr, kXor, kTest };
 
+// lock-prefixed read-modify-writes without a matching atomic_rmw (neg, adc,
+// sbb): load, compute, atomic_cmpxchg against the loaded value. If another
+// writer got in between, nothing is written back or set and the block
+// branches to the same instruction to retry; otherwise it continues.
+// `compute` returns the new value and queues the flag writes through `set`.
+template <class Compute>
+LiftStatus lift_locked_cas(Lifter& l, Compute compute) {
+  if (!l.is_mem(0)) return LiftStatus::Unsupported;
+  Value addr = l.address(0);
+  Value old = l.b.load(l.type(0), addr);
+  std::vector<std::pair<X86Reg, Value>> flags;
+  Value r = compute(old, [&](X86Reg f, Value v) { flags.emplace_back(f, v); });
+  Value prev = l.b.atomic_cmpxchg(addr, old, r);
+  Value ok = l.b.cmp(CmpPred::Eq, prev, old);
+  for (auto& [f, v] : flags) l.set_flag(f, l.b.select(ok, v, l.flag(f)));
+  l.b.branch(ok, core::GuestAddr(l.next_pc()), core::GuestAddr(l.in.pc));
+  return LiftStatus::EndBlock;
+}
+
+template <class Set>
+void queue_sub_flags(Lifter& l, Set set, Value a, Value b, Value bin, Value r) {
+  set(X86Reg::Cf, l.b.sub_borrow(a, b, bin));
+  set(X86Reg::Of, l.b.sub_overflow(a, b, bin));
+  set(X86Reg::Af, aux_carry(l, a, b, r));
+  set(X86Reg::Zf, l.is_zero(r));
+  set(X86Reg::Sf, l.msb(r));
+  set(X86Reg::Pf, l.b.parity(r.type == Type::I8 ? r : l.b.trunc(r, Type::I8)));
+}
+
 LiftStatus lift_alu(Lifter& l, int kind) {
   Type t = l.type(0);
   Value bsrc = l.read_as(1, t);
@@ -19,7 +51,26 @@ LiftStatus lift_alu(Lifter& l, int kind) {
     if (!l.is_mem(0)) return LiftStatus::Unsupported;
     static constexpr ir::RmwOp kRmw[] = {ir::RmwOp::Add, ir::RmwOp::Add, ir::RmwOp::Sub, ir::RmwOp::Sub,
                                          ir::RmwOp::Sub, ir::RmwOp::And, ir::RmwOp::Or,  ir::RmwOp::Xor};
-    if (kind == kAdc || kind == kSbb || kind == kCmp || kind == kTest) return LiftStatus::Unsupported;
+    if (kind == kCmp || kind == kTest) return LiftStatus::Unsupported;
+    if (kind == kAdc || kind == kSbb) {
+      Value cin = l.flag(X86Reg::Cf);
+      return lift_locked_cas(l, [&](Value mem_old, auto set) {
+        Value wide_c = l.b.zext(cin, t);
+        if (kind == kAdc) {
+          Value r = l.b.add(l.b.add(mem_old, bsrc), wide_c);
+          set(X86Reg::Cf, l.b.add_carry(mem_old, bsrc, cin));
+          set(X86Reg::Of, l.b.add_overflow(mem_old, bsrc, cin));
+          set(X86Reg::Af, aux_carry(l, mem_old, bsrc, r));
+          set(X86Reg::Zf, l.is_zero(r));
+          set(X86Reg::Sf, l.msb(r));
+          set(X86Reg::Pf, l.b.parity(r.type == Type::I8 ? r : l.b.trunc(r, Type::I8)));
+          return r;
+        }
+        Value r = l.b.sub(l.b.sub(mem_old, bsrc), wide_c);
+        queue_sub_flags(l, set, mem_old, bsrc, cin, r);
+        return r;
+      });
+    }
     Value old = l.b.atomic_rmw(kRmw[kind], l.address(0), bsrc);
     switch (kind) {
       case kAdd: flags_add(l, old, bsrc, zero, l.b.add(old, bsrc)); break;
@@ -66,8 +117,15 @@ LiftStatus lift_unary(Lifter& l, int kind) {
   Value one = l.c(t, 1);
   Value zero = l.b.i1(false);
   Value a;
+  if (l.has_lock() && kind == kNeg) {
+    return lift_locked_cas(l, [&](Value mem_old, auto set) {
+      Value r = l.b.neg(mem_old);
+      queue_sub_flags(l, set, l.c(t, 0), mem_old, zero, r);
+      return r;
+    });
+  }
   if (l.has_lock()) {
-    if (!l.is_mem(0) || kind == kNeg) return LiftStatus::Unsupported;
+    if (!l.is_mem(0)) return LiftStatus::Unsupported;
     static constexpr ir::RmwOp kRmw[] = {ir::RmwOp::Add, ir::RmwOp::Sub, ir::RmwOp::Xor, ir::RmwOp::Xor};
     a = l.b.atomic_rmw(kRmw[kind], l.address(0), kind == kNot ? l.c(t, ~uint64_t{0}) : one);
   } else {
@@ -191,9 +249,9 @@ constexpr const char* kAluForms = "r/m, r/imm; r, r/m; al/ax/eax/rax, imm; lock 
 
 constexpr LiftEntry kEntries[] = {
     ALU(ADD, kAdd, kAluForms),
-    ALU(ADC, kAdc, "r/m, r/imm; r, r/m; acc, imm (lock: unsupported)"),
+    ALU(ADC, kAdc, "r/m, r/imm; r, r/m; acc, imm; lock with memory (compare-and-swap, retried)"),
     ALU(SUB, kSub, kAluForms),
-    ALU(SBB, kSbb, "r/m, r/imm; r, r/m; acc, imm (lock: unsupported)"),
+    ALU(SBB, kSbb, "r/m, r/imm; r, r/m; acc, imm; lock with memory (compare-and-swap, retried)"),
     ALU(CMP, kCmp, "r/m, r/imm; r, r/m; acc, imm"),
     ALU(AND, kAnd, kAluForms),
     ALU(OR, kOr, kAluForms),
@@ -201,7 +259,7 @@ constexpr LiftEntry kEntries[] = {
     ALU(TEST, kTest, "r/m, r/imm; acc, imm"),
     {ZYDIS_MNEMONIC_INC, InsnClass::Arith, lift_unary, kInc, "r/m 8/16/32/64, lock with memory (CF preserved)"},
     {ZYDIS_MNEMONIC_DEC, InsnClass::Arith, lift_unary, kDec, "r/m 8/16/32/64, lock with memory (CF preserved)"},
-    {ZYDIS_MNEMONIC_NEG, InsnClass::Arith, lift_unary, kNeg, "r/m 8/16/32/64 (lock: unsupported)"},
+    {ZYDIS_MNEMONIC_NEG, InsnClass::Arith, lift_unary, kNeg, "r/m 8/16/32/64; lock with memory (compare-and-swap, retried)"},
     {ZYDIS_MNEMONIC_NOT, InsnClass::Arith, lift_unary, kNot, "r/m 8/16/32/64, lock with memory"},
     {ZYDIS_MNEMONIC_MUL, InsnClass::Arith, lift_mul, kMul, "r/m 8/16/32/64 (SF ZF AF PF undefined: unchanged)"},
     {ZYDIS_MNEMONIC_IMUL, InsnClass::Arith, lift_mul, kImul, "r/m; r, r/m; r, r/m, imm (SF ZF AF PF undefined: unchanged)"},
