@@ -81,7 +81,6 @@ struct JITCompiler::Impl {
   JitOptions options;
   std::unique_ptr<llvm::orc::LLJIT> jit;
   std::unique_ptr<llvm::TargetMachine> tm;
-  llvm::LLVMContext context;
   std::mutex mutex;
   uint64_t next_unit = 1;
   std::unordered_map<uint64_t, llvm::orc::ResourceTrackerSP> units;
@@ -109,7 +108,9 @@ struct JITCompiler::Impl {
     return buf;
   }
 
-  std::unique_ptr<llvm::Module> new_module(std::string_view name) {
+  // Each compile gets its own LLVMContext (destroyed with the module), so
+  // the constants and types of millions of blocks do not pile up in one.
+  std::unique_ptr<llvm::Module> new_module(std::string_view name, llvm::LLVMContext& context) {
     auto m = std::make_unique<llvm::Module>(name, context);
     m->setDataLayout(tm->createDataLayout());
     m->setTargetTriple(tm->getTargetTriple().str());
@@ -181,7 +182,8 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   std::string name = fmt::format("vm_{:x}_u{}", blocks[0].start_pc.value(), out.unit);
 
   auto t0 = std::chrono::steady_clock::now();
-  auto module = im.new_module(name);
+  llvm::LLVMContext context;
+  auto module = im.new_module(name, context);
   auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name, tier));
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
@@ -257,7 +259,8 @@ core::Result<std::string> JITCompiler::dump(const ir::IRBlock& block, Tier tier,
   Impl& im = *impl_;
   std::lock_guard lock(im.mutex);
   std::string name = fmt::format("vm_{:x}", block.start_pc.value());
-  auto module = im.new_module(name);
+  llvm::LLVMContext context;
+  auto module = im.new_module(name, context);
   auto lowered = translate::lower_block(block, *module, im.lowering_options(name, tier));
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered && tier == Tier::Optimized) im.optimize(*module);
