@@ -5,7 +5,7 @@ typedef struct Node { struct Node* next; long value; char* name; } Node;
 int main(void) {
   Node* head = NULL;
   unsigned long s = 7;
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < 6000; ++i) {
     Node* n = malloc(sizeof *n);
     s = s * 1103515245 + 12345;
     n->value = (long)(s % 100000);

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   final(&s, hex);
   printf("abc %s\n", hex);
   init(&s);
-  static uint8_t data[1 << 18];
+  static uint8_t data[1 << 16];
   for (size_t i = 0; i < sizeof data; ++i) data[i] = (uint8_t)(i * 2654435761u >> 13);
   update(&s, data, sizeof data);
   final(&s, hex);

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -351,7 +353,10 @@ core::Result<int> run_program(const std::string& path, const std::vector<std::st
   auto engine = ExecutionEngine::create(**space, options.engine);
   if (!engine) return core::failf(engine.error().code, "cannot start the {} engine: {}", engine_kind_name(options.engine.kind),
                                   engine.error().message);
-  Process proc(std::move(*space), std::move(*engine), options, path);
+  // /proc/self/exe must read as an absolute path (glibc asserts it does).
+  char resolved[PATH_MAX];
+  std::string exe = ::realpath(path.c_str(), resolved) != nullptr ? std::string(resolved) : path;
+  Process proc(std::move(*space), std::move(*engine), options, exe);
   proc.state().rip = image->entry.value();
   proc.state().gpr[4] = stack->rsp.value();
   return proc.run();

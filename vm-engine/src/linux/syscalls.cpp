@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
@@ -68,7 +69,7 @@ const char* LinuxSyscalls::name(uint64_t nr) {
     VM_SYSCALL_NAME(newfstatat) VM_SYSCALL_NAME(unlinkat) VM_SYSCALL_NAME(renameat) VM_SYSCALL_NAME(readlinkat)
     VM_SYSCALL_NAME(faccessat) VM_SYSCALL_NAME(ppoll) VM_SYSCALL_NAME(set_robust_list) VM_SYSCALL_NAME(dup3)
     VM_SYSCALL_NAME(pipe2) VM_SYSCALL_NAME(prlimit64) VM_SYSCALL_NAME(getrandom) VM_SYSCALL_NAME(statx)
-    VM_SYSCALL_NAME(rseq) VM_SYSCALL_NAME(faccessat2) VM_SYSCALL_NAME(renameat2)
+    VM_SYSCALL_NAME(rseq) VM_SYSCALL_NAME(faccessat2) VM_SYSCALL_NAME(renameat2) VM_SYSCALL_NAME(sysinfo)
 #undef VM_SYSCALL_NAME
     default: return "unknown";
   }
@@ -566,6 +567,11 @@ int64_t LinuxSyscalls::dispatch(uint64_t nr, const uint64_t a[6], core::X86State
       return write_bytes(a[2], buf.data(), static_cast<size_t>(r)) ? r : -EFAULT;
     }
     case SYS_sched_yield: return 0;
+    case SYS_sysinfo: {
+      struct sysinfo info;
+      if (::sysinfo(&info) < 0) return -errno;
+      return out_struct(a[0], &info, sizeof info);
+    }
     case SYS_futex: {
       // One guest thread: a wait whose value matches would sleep forever, so
       // it returns as if woken (allowed: futex waits may wake spuriously).
