@@ -20,7 +20,8 @@ std::string_view insn_class_name(InsnClass c) {
     case InsnClass::String: return "String operations";
     case InsnClass::Atomic: return "Atomics";
     case InsnClass::System: return "System";
-    case InsnClass::Sse: return "SSE / SSE2 / SSE3 / SSSE3 / SSE4.1";
+    case InsnClass::Sse: return "SSE integer and data movement (SSE2, SSSE3 and SSE4.1 subsets)";
+    case InsnClass::SseFloat: return "SSE floating point and MXCSR";
   }
   return "?";
 }
@@ -39,6 +40,7 @@ std::span<const LiftEntry> class_entries(InsnClass c) {
     case InsnClass::Atomic: return atomic_entries();
     case InsnClass::System: return system_entries();
     case InsnClass::Sse: return sse_entries();
+    case InsnClass::SseFloat: return sse_float_entries();
   }
   return {};
 }
@@ -47,7 +49,7 @@ struct Tables {
   std::vector<const LiftEntry*> all;
   std::array<const LiftEntry*, ZYDIS_MNEMONIC_MAX_VALUE + 1> by_mnemonic{};
   Tables() {
-    for (int k = 0; k <= static_cast<int>(InsnClass::Sse); ++k) {
+    for (int k = 0; k <= static_cast<int>(InsnClass::SseFloat); ++k) {
       for (const LiftEntry& e : class_entries(static_cast<InsnClass>(k))) {
         VM_ASSERT(by_mnemonic[e.mnemonic] == nullptr, "mnemonic listed twice in the lifter tables");
         by_mnemonic[e.mnemonic] = &e;

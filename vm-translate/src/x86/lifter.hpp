@@ -39,7 +39,7 @@ enum class LiftStatus {
 };
 
 // Instruction classes, one source file each; also the sections of docs/x86-coverage.md.
-enum class InsnClass : uint8_t { Move, Arith, Shift, BitOps, Flags, Control, String, Atomic, System, Sse };
+enum class InsnClass : uint8_t { Move, Arith, Shift, BitOps, Flags, Control, String, Atomic, System, Sse, SseFloat };
 std::string_view insn_class_name(InsnClass c);
 
 class Lifter;
@@ -66,6 +66,7 @@ std::span<const LiftEntry> string_entries();
 std::span<const LiftEntry> atomic_entries();
 std::span<const LiftEntry> system_entries();
 std::span<const LiftEntry> sse_entries();
+std::span<const LiftEntry> sse_float_entries();
 
 // Every entry of every class, and the lookup by mnemonic (nullptr: unsupported).
 std::span<const LiftEntry* const> all_entries();
@@ -139,7 +140,7 @@ private:
   Value addr_cache_[ZYDIS_MAX_OPERAND_COUNT]{};
 };
 
-// SSE forms of the mnemonics shared with string instructions (sse.cpp).
+// SSE forms of the mnemonics shared with string instructions (sse_int.cpp, sse_float.cpp).
 LiftStatus lift_sse_movsd(Lifter& l);
 LiftStatus lift_sse_cmpsd(Lifter& l);
 
