@@ -32,13 +32,13 @@ void add_run_command(CLI::App& app) {
   RunArgs& a = args();
   a.cmd = app.add_subcommand("run", "Run a static x86-64 Linux executable");
   a.cmd->prefix_command();  // everything after PROGRAM belongs to the guest, even "--help"
-  a.cmd->add_option("--engine", a.engine, "Execution engine: interp (vm-ir interpreter), jit or tiered")
+  a.cmd->add_option("--engine", a.engine, "Execution engine: interp (vm-ir interpreter), jit (compile every block) or tiered (interpret, then compile hot blocks); jit and tiered need --mmu softmmu")
       ->check(CLI::IsMember({"interp", "jit", "tiered"}));
   a.cmd->add_option("--mmu", a.mmu, "Guest memory strategy: direct (host mapping) or softmmu (software TLB)")
       ->check(CLI::IsMember({"direct", "softmmu"}));
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
-  a.cmd->add_option("--dump", a.dump, "Dump translation stages (ir,opt,llvm,asm) to a directory: STAGES DIR")
+  a.cmd->add_option("--dump", a.dump, "Dump translation stages (ir,opt,llvm,asm) to a directory (not available yet: use vm lift and docs/jit.md)")
       ->expected(0, 1);
   a.cmd->footer(
       "PROGRAM and everything after it are passed to the guest unchanged. stdin, stdout and stderr are shared with\n"
