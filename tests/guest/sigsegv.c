@@ -1,5 +1,6 @@
 // A SIGSEGV handler that recovers with siglongjmp, twice.
 #include <setjmp.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,10 +17,10 @@ int main(void) {
   sa.sa_sigaction = handler;
   sa.sa_flags = SA_SIGINFO;
   sigaction(SIGSEGV, &sa, NULL);
-  for (int i = 0; i < 2; ++i) {
+  for (volatile int i = 0; i < 2; ++i) {
     int r = sigsetjmp(env, 1);
     if (r == 0) {
-      volatile int* p = (int*)(0x10 + 0x1000 * i);
+      volatile int* p = (volatile int*)(uintptr_t)(0x10 + 0x1000 * i);
       *p = 1;
       printf("not reached\n");
     } else {
