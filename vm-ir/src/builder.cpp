@@ -151,6 +151,17 @@ Value IRBuilder::atomic_rmw(RmwOp rop, Value addr, Value v) {
 }
 void IRBuilder::fence() { append(make(Opcode::Fence, Type::Void, {})); }
 
+void IRBuilder::trap_if(Value cond, TrapReason reason) {
+  Op op = make(Opcode::TrapIf, Type::Void, {cond});
+  op.aux = static_cast<uint32_t>(reason);
+  append(op);
+}
+void IRBuilder::exit_if(Value cond, GuestAddr target) {
+  Op op = make(Opcode::ExitIf, Type::Void, {cond});
+  op.imm = target.value();
+  append(op);
+}
+
 Value IRBuilder::call_helper(Helper h, std::initializer_list<Value> args) {
   Op op = make(Opcode::CallHelper, helper_info(h).returns_value ? Type::I64 : Type::Void, args);
   op.aux = static_cast<uint32_t>(h);

@@ -537,6 +537,7 @@ bool touches_state_or_memory(Opcode opc) {
   switch (opc) {
     case Opcode::GetReg: case Opcode::SetReg: case Opcode::Load: case Opcode::Store: case Opcode::InsnStart:
     case Opcode::AtomicCmpxchg: case Opcode::AtomicRmw: case Opcode::Fence: case Opcode::CallHelper:
+    case Opcode::TrapIf: case Opcode::ExitIf:
       return true;
     default: return false;
   }
@@ -683,6 +684,19 @@ ExecResult Interpreter::run(const IRBlock& block, core::X86State& state) {
         break;
       }
       case Opcode::Fence: continue;
+      case Opcode::TrapIf:
+        if ((values_[op.args[0]].lo & 1) == 0) continue;
+        res.kind = TermKind::Trap;
+        res.trap = static_cast<TrapReason>(op.aux);
+        res.pc = insn_pc;
+        res.message = std::string(trap_reason_name(res.trap));
+        state.rip = insn_pc.value();
+        return res;
+      case Opcode::ExitIf:
+        if ((values_[op.args[0]].lo & 1) == 0) continue;
+        res.kind = TermKind::Jump;
+        state.rip = op.imm;
+        return res;
       case Opcode::CallHelper: {
         uint64_t a[3] = {0, 0, 0};
         for (int i = 0; i < op.nargs; ++i) a[i] = values_[op.args[i]].lo;

@@ -172,7 +172,9 @@ void eliminate_dead_reg_writes(IRBlock& block, const PassOptions& options, PassS
       } else {
         live[op.aux] &= static_cast<uint16_t>(~m);
       }
-    } else if (op.opcode == Opcode::CallHelper || (options.precise_faults && info.may_trap)) {
+    } else if (op.opcode == Opcode::CallHelper || op.opcode == Opcode::ExitIf ||
+               (options.precise_faults && info.may_trap)) {
+      // exit_if leaves the block like a terminator: all state is observable.
       live.fill(0xffff);  // the state is observable here
     }
   }

@@ -67,8 +67,10 @@ FieldUse field_use(Opcode op) {
     case Opcode::Load:
     case Opcode::VExtract:
     case Opcode::VInsert:
-    case Opcode::CallHelper: return {true, false, false};
-    case Opcode::InsnStart: return {false, true, false};
+    case Opcode::CallHelper:
+    case Opcode::TrapIf: return {true, false, false};
+    case Opcode::InsnStart:
+    case Opcode::ExitIf: return {false, true, false};
     case Opcode::VShuffle: return {false, true, true};
     default: return {};
   }
@@ -228,6 +230,18 @@ std::string format_op(const Op& op) {
       w.value(op.args[0]);
       break;
     case Opcode::InsnStart: w.put(" {:#x}", op.imm); break;
+    case Opcode::TrapIf:
+      args(1);
+      if (valid_trap(static_cast<TrapReason>(op.aux))) {
+        w.put(", {}", trap_reason_name(static_cast<TrapReason>(op.aux)));
+      } else {
+        w.put(", <trap {}>", op.aux);
+      }
+      break;
+    case Opcode::ExitIf:
+      args(1);
+      w.put(", {:#x}", op.imm);
+      break;
     case Opcode::VExtract:
       args(1);
       w.put(", {}", op.aux);
@@ -701,6 +715,15 @@ private:
         return true;
       case Opcode::VShuffle: return values(2) && expect_punct(',') && parse_shuffle_mask(op);
       case Opcode::CallHelper: return parse_helper_call(op);
+      case Opcode::TrapIf: {
+        if (!values(1) || !expect_punct(',')) return false;
+        if (tok_.kind != Tok::Word) return fail_expected("a trap reason");
+        auto reason = parse_trap_reason(tok_.text);
+        if (!reason) return fail(fmt::format("unknown trap reason '{}'", excerpt(tok_.text)));
+        op.aux = static_cast<uint32_t>(*reason);
+        return advance();
+      }
+      case Opcode::ExitIf: return values(1) && expect_punct(',') && parse_hex64(op.imm);
       default: return values(static_cast<size_t>(info.nargs));
     }
   }

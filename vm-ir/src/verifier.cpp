@@ -84,9 +84,10 @@ private:
 
     // Unused immediate fields must be zero so the text form is exact.
     bool uses_aux = op.opcode == Opcode::GetReg || op.opcode == Opcode::SetReg || op.opcode == Opcode::Load ||
-                    op.opcode == Opcode::VExtract || op.opcode == Opcode::VInsert || op.opcode == Opcode::CallHelper;
+                    op.opcode == Opcode::VExtract || op.opcode == Opcode::VInsert || op.opcode == Opcode::CallHelper ||
+                    op.opcode == Opcode::TrapIf;
     bool uses_imm = op.opcode == Opcode::Const || op.opcode == Opcode::GetReg || op.opcode == Opcode::SetReg ||
-                    op.opcode == Opcode::InsnStart || op.opcode == Opcode::VShuffle;
+                    op.opcode == Opcode::InsnStart || op.opcode == Opcode::VShuffle || op.opcode == Opcode::ExitIf;
     bool uses_imm_hi = op.opcode == Opcode::Const || op.opcode == Opcode::VShuffle;
     if (!uses_aux && op.aux != 0) return err(op, "aux field must be 0");
     if (!uses_imm && op.imm != 0) return err(op, "imm field must be 0");
@@ -158,6 +159,11 @@ private:
                     "store takes an i64 address and a non-i1 value");
       case Opcode::InsnStart:
       case Opcode::Fence: return need(op.type == Type::Void, "has no result");
+      case Opcode::TrapIf:
+        if (op.aux > static_cast<uint32_t>(TrapReason::GeneralProtection)) return err(op, "unknown trap reason");
+        if (op.aux == static_cast<uint32_t>(TrapReason::MemoryFault)) return err(op, "memory_fault only arises at run time");
+        return need(op.type == Type::Void && A(0) == Type::I1, "takes an i1 condition and has no result");
+      case Opcode::ExitIf: return need(op.type == Type::Void && A(0) == Type::I1, "takes an i1 condition and has no result");
       case Opcode::Add: case Opcode::Sub: case Opcode::Mul: case Opcode::And: case Opcode::Or: case Opcode::Xor:
       case Opcode::Shl: case Opcode::LShr: case Opcode::AShr: case Opcode::SMin: case Opcode::SMax:
       case Opcode::UMin: case Opcode::UMax: case Opcode::AddSatS: case Opcode::AddSatU: case Opcode::SubSatS:

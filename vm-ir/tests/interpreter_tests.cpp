@@ -713,6 +713,45 @@ TEST_CASE("helpers: cpuid and rdtsc") {
   CHECK(r.state.gpr[9] >= r.state.gpr[8]);  // the TSC does not go backwards
 }
 
+TEST_CASE("trap_if and exit_if leave the block only when their condition holds") {
+  for (bool taken : {false, true}) {
+    for (bool is_trap : {false, true}) {
+      IRBlock blk;
+      blk.start_pc = GuestAddr(0x1000);
+      IRBuilder ir(blk);
+      ir.insn_start(GuestAddr(0x1000));
+      ir.set_reg(X86Reg::Rax, ir.i64(1));  // done before the leave, kept either way
+      ir.insn_start(GuestAddr(0x1004));
+      Value cond = ir.cmp(CmpPred::Ne, ir.get_reg(X86Reg::Rcx, Type::I64), ir.i64(0));
+      if (is_trap) {
+        ir.trap_if(cond, TrapReason::GeneralProtection);
+      } else {
+        ir.exit_if(cond, GuestAddr(0x1008));
+      }
+      ir.set_reg(X86Reg::Rbx, ir.i64(2));  // skipped when the block leaves
+      ir.jump(GuestAddr(0x2000));
+      X86State st;
+      st.gpr[1] = taken ? 5 : 0;
+      Run r = run_block(blk, st);
+      INFO("taken " << taken << " trap " << is_trap);
+      CHECK(r.state.gpr[0] == 1);
+      CHECK(r.state.gpr[3] == (taken ? 0u : 2u));
+      if (!taken) {
+        CHECK(r.result.kind == TermKind::Jump);
+        CHECK(r.state.rip == 0x2000);
+      } else if (is_trap) {
+        CHECK(r.result.kind == TermKind::Trap);
+        CHECK(r.result.trap == TrapReason::GeneralProtection);
+        CHECK(r.result.pc == GuestAddr(0x1004));
+        CHECK(r.state.rip == 0x1004);
+      } else {
+        CHECK(r.result.kind == TermKind::Jump);
+        CHECK(r.state.rip == 0x1008);
+      }
+    }
+  }
+}
+
 TEST_CASE("every opcode is exercised by these tests") {
   // Keep last in this file: test cases run in file order.
   for (uint32_t i = 0; i < kNumOpcodes; ++i) {

@@ -139,6 +139,7 @@ TEST_CASE("passes preserve semantics on random blocks (property)") {
     opts.size = 8 + static_cast<uint32_t>(rng() % 40);
     opts.helpers = false;  // rdtsc is not deterministic
     opts.trap_terminators = (rng() % 4) == 0;
+    opts.conditional_exits = i % 2 == 0;
     IRBlock original = testing::random_block(rng, opts);
     REQUIRE(verify(original).has_value());
     IRBlock optimized = original;

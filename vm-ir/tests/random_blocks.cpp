@@ -74,6 +74,7 @@ private:
       case Opcode::Load: case Opcode::Store: case Opcode::AtomicCmpxchg: case Opcode::AtomicRmw: case Opcode::Fence:
         return opts_.memory;
       case Opcode::CallHelper: return opts_.helpers;
+      case Opcode::TrapIf: case Opcode::ExitIf: return opts_.conditional_exits;
       case Opcode::DivU: case Opcode::DivS: case Opcode::RemU: case Opcode::RemS: return opts_.division;
       default: return true;
     }
@@ -424,6 +425,14 @@ private:
         return;
       }
       case Opcode::Fence: b_.fence(); return;
+      case Opcode::TrapIf: {
+        // Every reason but memory_fault, which only a faulting access produces.
+        auto reason = static_cast<TrapReason>(range(0, static_cast<uint64_t>(TrapReason::GeneralProtection)));
+        if (reason == TrapReason::MemoryFault) reason = TrapReason::GeneralProtection;
+        b_.trap_if(get(Type::I1), reason);
+        return;
+      }
+      case Opcode::ExitIf: b_.exit_if(get(Type::I1), code_addr()); return;
       case Opcode::CallHelper: {
         auto h = static_cast<Helper>(range(0, kNumHelpers - 1));
         std::array<Value, 3> a{};

@@ -26,6 +26,9 @@ struct RandomBlockOptions {
   bool division = true;          // divu, divs, remu, rems
   bool division_traps = true;    // false: divisors are positive and non-zero, so division never traps
   bool trap_terminators = true;  // trap terminators (all reasons a block may name)
+  // trap_if and exit_if (off by default: they end blocks early, which would
+  // change what the JIT tests and benchmarks built on these blocks measure).
+  bool conditional_exits = false;
   // Registers get_reg/set_reg may use; empty means every register.
   std::vector<core::X86Reg> regs;
   // Memory ops address [mem_base, mem_base + mem_size) (mem_size >= 16).

@@ -122,6 +122,8 @@ constexpr std::string_view kEveryOpcode = R"(block 0x401000 len 32 {
   call_helper cpuid
   %90:i64 = call_helper rdtsc
   %91:i64 = call_helper xgetbv, %0
+  trap_if %7, general_protection
+  exit_if %7, 0x401010
   jump 0x401020
 }
 )";
@@ -381,6 +383,7 @@ TEST_CASE("text: random blocks round-trip exactly") {
     vm::ir::testing::RandomBlockOptions opts;
     opts.size = 1 + static_cast<uint32_t>(rng() % 40);
     opts.sparse_ids = i % 3 == 0;
+    opts.conditional_exits = true;
     IRBlock b = vm::ir::testing::random_block(rng, opts);
     auto v = verify(b);
     REQUIRE_MESSAGE(v.has_value(), v.error().message << "\n" << print(b));

@@ -63,6 +63,7 @@ std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifte
     ir::testing::RandomBlockOptions o;
     o.helpers = false;
     o.size = static_cast<uint32_t>(4 + rng() % 48);
+    o.conditional_exits = i % 4 == 3;
     if (straddle) {  // accesses run past the end of the window, so some fault (softmmu only)
       o.mem_base = kWindowBase + kWindowSize - 0x100;
       o.mem_size = 0x200;

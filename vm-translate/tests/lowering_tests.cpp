@@ -27,7 +27,9 @@ TEST_CASE("random blocks lower to valid LLVM IR for every target and strategy") 
   std::mt19937_64 rng(ir::testing::test_seed(0x10e7));
   llvm::LLVMContext ctx;
   for (uint32_t i = 0; i < 300 * ir::testing::test_scale(); ++i) {
-    auto block = ir::testing::random_block(rng);
+    ir::testing::RandomBlockOptions bo;
+    bo.conditional_exits = (i % 2) == 1;
+    auto block = ir::testing::random_block(rng, bo);
     for (auto target : {translate::LoweringTarget::X86_64, translate::LoweringTarget::AArch64, translate::LoweringTarget::RiscV64}) {
       for (auto mem : {translate::MemoryStrategy::Direct, translate::MemoryStrategy::SoftMmu}) {
         llvm::Module module("t", ctx);

@@ -969,6 +969,20 @@ private:
       case Opcode::AtomicCmpxchg:
       case Opcode::AtomicRmw: out = emit_atomic(op, arg(op, 0)); return {};
       case Opcode::Fence: b_.CreateFence(llvm::AtomicOrdering::SequentiallyConsistent); return {};
+      case Opcode::TrapIf:
+        side_exit(arg(op, 0), encode_exit(TermKind::Trap, static_cast<ir::TrapReason>(op.aux)), "trap_if");
+        return {};
+      case Opcode::ExitIf: {
+        // A rarely taken early leave (e.g. rep with a zero count): a plain
+        // return to the dispatcher, no chain slot.
+        auto* exit_bb = llvm::BasicBlock::Create(ctx_, "exit_if", fn_);
+        auto* cont = llvm::BasicBlock::Create(ctx_, "cont", fn_);
+        b_.CreateCondBr(arg(op, 0), exit_bb, cont, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+        b_.SetInsertPoint(exit_bb);
+        emit_return(c64(op.imm), encode_exit(TermKind::Jump));
+        b_.SetInsertPoint(cont);
+        return {};
+      }
       case Opcode::CallHelper: {
         flush_and_forget();
         restore_nearest_for_exit();

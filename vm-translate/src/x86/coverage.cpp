@@ -32,7 +32,12 @@ std::string x86_coverage_markdown() {
          "the vm-ir pass pipeline (`eliminate_dead_reg_writes`).\n";
   out += "- Faults are precise: an instruction's loads and stores are emitted before any of its register or "
          "flag writes, so a faulting instruction leaves the state as it was before it.\n";
-  out += "- lock prefix: memory forms use vm-ir atomics; xchg with memory is always atomic.\n\n";
+  out += "- lock prefix: memory forms use vm-ir atomics; xchg with memory is always atomic.\n";
+  out += "- SSE alignment: an m128 operand of a legacy-encoded SSE instruction must be 16-byte aligned, except "
+         "for movups, movupd, movdqu and lddqu; a misaligned one traps with `general_protection` at the "
+         "instruction (SIGSEGV in Linux user mode), before any access. Scalar and m64/m32/m16 forms are not "
+         "checked.\n";
+  out += "- rep with a zero count does nothing: no memory access, no register or flag change.\n\n";
   for (const auto& [cls, entries] : by_class) {
     out += fmt::format("## {}\n\n| mnemonic | forms and notes |\n|---|---|\n", x86::insn_class_name(cls));
     for (const x86::LiftEntry* e : entries)

@@ -83,6 +83,22 @@ Type Lifter::type(int i) const {
 
 Value Lifter::rip_value() { return c(Type::I64, next_pc()); }
 
+bool needs_16_byte_alignment(const DecodedInsn& in, int i) {
+  // Legacy-encoded SSE instructions with an m128 operand raise #GP(0) on a
+  // misaligned address, except the explicitly unaligned moves. Smaller
+  // operands (scalar, m64 forms) and non-SSE m128 users are not checked.
+  if (in.zi.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY || in.ops[i].size != 128) return false;
+  switch (in.zi.mnemonic) {
+    case ZYDIS_MNEMONIC_MOVUPS: case ZYDIS_MNEMONIC_MOVUPD: case ZYDIS_MNEMONIC_MOVDQU: case ZYDIS_MNEMONIC_LDDQU:
+      return false;
+    default: break;
+  }
+  for (int k = 0; k < in.zi.operand_count_visible; ++k)
+    if (in.ops[k].type == ZYDIS_OPERAND_TYPE_REGISTER && ZydisRegisterGetClass(in.ops[k].reg.value) == ZYDIS_REGCLASS_XMM)
+      return true;
+  return false;
+}
+
 Value Lifter::address(int i) {
   if (addr_cache_[i].valid()) return addr_cache_[i];
   const auto& m = in.ops[i].mem;
@@ -103,6 +119,10 @@ Value Lifter::address(int i) {
   if (m.segment == ZYDIS_REGISTER_FS) ea = b.add(ea, b.get_reg(X86Reg::FsBase, Type::I64));
   if (m.segment == ZYDIS_REGISTER_GS) ea = b.add(ea, b.get_reg(X86Reg::GsBase, Type::I64));
   addr_cache_[i] = ea;
+  // Emitted with the first use of the address, so before any access of the
+  // instruction and before its register writes (finish()).
+  if (needs_16_byte_alignment(in, i))
+    b.trap_if(to_i1(b.and_(ea, c(Type::I64, 15))), ir::TrapReason::GeneralProtection);
   return ea;
 }
 

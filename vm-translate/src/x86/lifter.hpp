@@ -140,6 +140,9 @@ private:
   Value addr_cache_[ZYDIS_MAX_OPERAND_COUNT]{};
 };
 
+// Whether memory operand i must be 16-byte aligned (#GP otherwise); Lifter::address() checks it.
+bool needs_16_byte_alignment(const DecodedInsn& in, int i);
+
 // SSE forms of the mnemonics shared with string instructions (sse_int.cpp, sse_float.cpp).
 LiftStatus lift_sse_movsd(Lifter& l);
 LiftStatus lift_sse_cmpsd(Lifter& l);

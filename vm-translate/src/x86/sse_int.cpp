@@ -393,11 +393,11 @@ LiftStatus lift_pmovx(Lifter& l, int aux) {
 constexpr int L(Lane x) { return static_cast<int>(x); }
 
 constexpr LiftEntry kEntries[] = {
-    {ZYDIS_MNEMONIC_MOVAPS, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128 (alignment not checked)"},
-    {ZYDIS_MNEMONIC_MOVAPD, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128 (alignment not checked)"},
+    {ZYDIS_MNEMONIC_MOVAPS, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128 (m128 must be 16-byte aligned)"},
+    {ZYDIS_MNEMONIC_MOVAPD, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128 (m128 must be 16-byte aligned)"},
     {ZYDIS_MNEMONIC_MOVUPS, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128"},
     {ZYDIS_MNEMONIC_MOVUPD, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128"},
-    {ZYDIS_MNEMONIC_MOVDQA, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128 (alignment not checked)"},
+    {ZYDIS_MNEMONIC_MOVDQA, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128 (m128 must be 16-byte aligned)"},
     {ZYDIS_MNEMONIC_MOVDQU, InsnClass::Sse, lift_mov128, 0, "xmm <-> xmm/m128"},
     {ZYDIS_MNEMONIC_LDDQU, InsnClass::Sse, lift_mov128, 0, "xmm, m128"},
     {ZYDIS_MNEMONIC_MOVNTDQ, InsnClass::Sse, lift_mov128, 0, "m128, xmm (hint ignored)"},

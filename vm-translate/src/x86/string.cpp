@@ -5,11 +5,9 @@
 // iteration per block run and ends the block with Branch(again, pc, next):
 // it loops back to itself while the count (and for cmps/scas the ZF
 // condition) says so. Interrupting after any iteration is therefore exact.
-// With a zero count the instruction must not touch memory, but a straight-
-// line block cannot skip its accesses; they are redirected to the top of
-// the stack ([rsp], read and, for stores, written back unchanged), and all
-// register and flag writes are suppressed. The only observable difference
-// from hardware is a fault when rsp itself is unmapped.
+// With a zero count the instruction must do nothing at all (no access, no
+// fault): an exit_if on rcx == 0 leaves the block for the next instruction
+// before the first access.
 #include "x86/lifter.hpp"
 
 namespace vm::translate::x86 {
@@ -34,14 +32,11 @@ LiftStatus lift_string(Lifter& l, StringOp s) {
   bool repe = compares && (attrs & ZYDIS_ATTRIB_HAS_REPE) != 0;
   bool repne = compares && (attrs & ZYDIS_ATTRIB_HAS_REPNE) != 0;
 
-  Value run = l.b.i1(true);
   Value rcx;
   if (rep) {
     rcx = l.gpr(1, at);
-    run = l.to_i1(rcx);
+    l.b.exit_if(l.is_zero(rcx), GuestAddr(l.next_pc()));
   }
-  Value rsp = l.gpr(4, Type::I64);
-  auto guarded = [&](Value addr) { return rep ? l.b.select(run, addr, rsp) : addr; };
 
   // Zydis lists the memory operands: [rdi] (es, destination) and [rsi]
   // (ds or an override); address() applies segment base and address size.
@@ -55,44 +50,29 @@ LiftStatus lift_string(Lifter& l, StringOp s) {
   Value acc = l.gpr(0, t);
   Value src, dst_val;
   switch (s.kind) {
-    case kMovs: {
-      src = l.b.load(t, guarded(l.address(si_op)));
-      Value daddr = guarded(l.address(di_op));
-      if (rep) src = l.b.select(run, src, l.b.load(t, daddr));
-      l.b.store(daddr, src);
+    case kMovs:
+      src = l.b.load(t, l.address(si_op));
+      l.b.store(l.address(di_op), src);
       break;
-    }
-    case kStos: {
-      Value daddr = guarded(l.address(di_op));
-      Value v = rep ? l.b.select(run, acc, l.b.load(t, daddr)) : acc;
-      l.b.store(daddr, v);
-      break;
-    }
-    case kLods: src = l.b.load(t, guarded(l.address(si_op))); break;
+    case kStos: l.b.store(l.address(di_op), acc); break;
+    case kLods: src = l.b.load(t, l.address(si_op)); break;
     case kCmps:
-      src = l.b.load(t, guarded(l.address(si_op)));
-      dst_val = l.b.load(t, guarded(l.address(di_op)));
+      src = l.b.load(t, l.address(si_op));
+      dst_val = l.b.load(t, l.address(di_op));
       break;
-    case kScas: dst_val = l.b.load(t, guarded(l.address(di_op))); break;
+    case kScas: dst_val = l.b.load(t, l.address(di_op)); break;
   }
 
-  // Register and flag updates, each suppressed when a rep count is zero.
-  auto keep = [&](Value v, Value old) { return rep ? l.b.select(run, v, old) : v; };
   Value df = l.flag(X86Reg::Df);
   Value step = l.b.select(df, l.c(at, -static_cast<uint64_t>(s.bits / 8)), l.c(at, s.bits / 8));
-  auto advance = [&](unsigned n) {
-    Value old = l.gpr(n, at);
-    l.set_gpr(n, keep(l.b.add(old, step), old));
-  };
+  auto advance = [&](unsigned n) { l.set_gpr(n, l.b.add(l.gpr(n, at), step)); };
   if (s.kind == kMovs || s.kind == kLods || s.kind == kCmps) advance(6);
   if (s.kind != kLods) advance(7);
   if (s.kind == kLods) {
     if (t == Type::I8 || t == Type::I16) {
-      l.set_state(X86Reg::Rax, keep(src, acc));
+      l.set_state(X86Reg::Rax, src);
     } else {
-      // A skipped 32-bit load must not zero-extend rax: select on all 64 bits.
-      Value wide = t == Type::I32 ? l.b.zext(src, Type::I64) : src;
-      l.set_gpr(0, keep(wide, l.gpr(0, Type::I64)));
+      l.set_gpr(0, src);
     }
   }
   Value zf_after;
@@ -101,20 +81,19 @@ LiftStatus lift_string(Lifter& l, StringOp s) {
     Value b = dst_val;
     Value r = l.b.sub(a, b);
     Value f = l.b.i1(false);
-    auto set = [&](X86Reg reg, Value v) { l.set_flag(reg, keep(v, l.flag(reg))); };
-    set(X86Reg::Cf, l.b.sub_borrow(a, b, f));
-    set(X86Reg::Of, l.b.sub_overflow(a, b, f));
-    set(X86Reg::Af, aux_carry(l, a, b, r));
+    l.set_flag(X86Reg::Cf, l.b.sub_borrow(a, b, f));
+    l.set_flag(X86Reg::Of, l.b.sub_overflow(a, b, f));
+    l.set_flag(X86Reg::Af, aux_carry(l, a, b, r));
     zf_after = l.is_zero(r);
-    set(X86Reg::Zf, zf_after);
-    set(X86Reg::Sf, l.msb(r));
-    set(X86Reg::Pf, l.b.parity(t == Type::I8 ? r : l.b.trunc(r, Type::I8)));
+    l.set_flag(X86Reg::Zf, zf_after);
+    l.set_flag(X86Reg::Sf, l.msb(r));
+    l.set_flag(X86Reg::Pf, l.b.parity(t == Type::I8 ? r : l.b.trunc(r, Type::I8)));
   }
   if (!rep) return LiftStatus::Continue;
 
   Value new_rcx = l.b.sub(rcx, l.c(at, 1));
-  l.set_gpr(1, keep(new_rcx, rcx));
-  Value again = l.b.and_(run, l.to_i1(new_rcx));
+  l.set_gpr(1, new_rcx);
+  Value again = l.to_i1(new_rcx);
   if (repe) again = l.b.and_(again, zf_after);
   if (repne) again = l.b.and_(again, l.b.xor_(zf_after, l.b.i1(true)));
   l.b.branch(again, GuestAddr(l.in.pc), GuestAddr(l.next_pc()));

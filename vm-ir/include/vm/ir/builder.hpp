@@ -110,6 +110,11 @@ public:
   Value atomic_rmw(RmwOp op, Value addr, Value v);
   void fence();
 
+  // Conditional leaves: when `cond` (i1) holds, trap at the current
+  // instruction, or end the block and continue at `target`.
+  void trap_if(Value cond, TrapReason reason);
+  void exit_if(Value cond, GuestAddr target);
+
   // Returns an i64 value when the helper returns one, else an invalid Value.
   Value call_helper(Helper h, std::initializer_list<Value> args = {});
 

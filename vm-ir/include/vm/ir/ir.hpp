@@ -95,6 +95,9 @@ enum class ModKind : uint8_t { None, Cmp, FCmp, Round, Ext, Rmw };
 // X(Enum, "text", operand count (-1 = 0..3), modifier kind, properties)
 // Properties: T = may trap (fault or defined trap), S = side effect (state,
 // memory, ordering), L = allowed lane-wise on v128, C = commutative.
+// trap_if and exit_if are the only conditional ops: when their i1 operand
+// holds, trap_if traps at the current instruction (reason in aux) and exit_if
+// leaves the block for guest pc imm as Jump(imm) would; no later op runs.
 #define VM_IR_OPCODES(X)                                   \
   X(Const, "const", 0, None, "")                           \
   X(GetReg, "get_reg", 0, None, "")                        \
@@ -171,7 +174,9 @@ enum class ModKind : uint8_t { None, Cmp, FCmp, Round, Ext, Rmw };
   X(AtomicCmpxchg, "atomic_cmpxchg", 3, None, "TS")        \
   X(AtomicRmw, "atomic_rmw", 2, Rmw, "TS")                 \
   X(Fence, "fence", 0, None, "S")                          \
-  X(CallHelper, "call_helper", -1, None, "S")
+  X(CallHelper, "call_helper", -1, None, "S")              \
+  X(TrapIf, "trap_if", 1, None, "TS")                      \
+  X(ExitIf, "exit_if", 1, None, "S")
 
 enum class Opcode : uint8_t {
 #define VM_IR_OP_ENUM(e, text, n, mod, props) e,
@@ -241,8 +246,8 @@ struct Op {
   uint8_t nargs = 0;
   ValueId result = kNoValue;
   std::array<ValueId, 3> args = {kNoValue, kNoValue, kNoValue};
-  uint32_t aux = 0;          // register id, helper id, lane index, load memory bits
-  uint64_t imm = 0;          // constant (low 64 bits), register byte offset, guest pc, shuffle mask lo
+  uint32_t aux = 0;          // register id, helper id, lane index, load memory bits, trap_if reason
+  uint64_t imm = 0;          // constant (low 64 bits), register byte offset, guest pc (insn, exit_if), shuffle mask lo
   uint64_t imm_hi = 0;       // constant / shuffle mask high 64 bits
 
   friend bool operator==(const Op&, const Op&) = default;
