@@ -79,6 +79,25 @@ std::string_view jit_run_reason_name(JitRunResult::Reason r) {
   return "?";
 }
 
+namespace {
+
+// The memory's own description of a fault (what the interpreter reports).
+// The slow paths keep only the address and access kind, so the access is
+// repeated for one byte at the faulting address: it fails again without
+// effect, since that byte is the first inaccessible one (a write repeats
+// the byte's own value, should it ever succeed).
+std::string fault_message(core::GuestMemory& memory, const translate::MemoryContext& ctx) {
+  core::GuestAddr addr(ctx.fault_addr);
+  uint8_t byte = 0;
+  auto access = static_cast<core::Access>(ctx.fault_access);
+  auto r = memory.read(addr, std::span<uint8_t>(&byte, 1));
+  if (access == core::Access::Write) r = memory.write(addr, std::span<const uint8_t>(&byte, 1));
+  if (!r) return r.error().message;
+  return fmt::format("{} fault", core::access_name(access));
+}
+
+}  // namespace
+
 JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
                      const BlockSource& source, Tier tier, const ir::HelperTable& helpers) {
   JitRunResult res;
@@ -91,7 +110,12 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
     return res;
   }
   GuestMemoryBridge bridge(memory, helpers);
-  std::unordered_map<uint64_t, translate::BlockFn> cache;
+  // The trap terminator's message is kept with the code so traps read as the interpreter's do.
+  struct Entry {
+    translate::BlockFn fn;
+    ir::Terminator term;
+  };
+  std::unordered_map<uint64_t, Entry> cache;
   while (true) {
     res.pc = core::GuestAddr(state.rip);
     if (res.pc == stop_pc) {
@@ -119,9 +143,11 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
         return res;
       }
       ++res.blocks_compiled;
-      it = cache.emplace(state.rip, compiled->entry).first;
+      ir::Terminator term;
+      if (blk->term.kind == ir::TermKind::Trap) term = blk->term;
+      it = cache.emplace(state.rip, Entry{compiled->entry, std::move(term)}).first;
     }
-    auto exit = translate::decode_exit(it->second(&state, &bridge.context()));
+    auto exit = translate::decode_exit(it->second.fn(&state, &bridge.context()));
     ++res.blocks;
     res.pc = core::GuestAddr(state.rip);
     if (exit.kind == ir::TermKind::Trap) {
@@ -129,10 +155,16 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
       if (exit.trap == ir::TrapReason::MemoryFault) {
         res.reason = JitRunResult::Reason::Fault;
         res.fault_addr = core::GuestAddr(bridge.context().fault_addr);
-        res.message = fmt::format("{} fault", core::access_name(static_cast<core::Access>(bridge.context().fault_access)));
+        res.message = fault_message(memory, bridge.context());
       } else {
         res.reason = JitRunResult::Reason::Trap;
-        res.message = std::string(ir::trap_reason_name(exit.trap));
+        const ir::Terminator& term = it->second.term;
+        if (exit.trap == ir::TrapReason::DivideError)
+          res.message = "divide error";
+        else if (term.kind == ir::TermKind::Trap && term.trap == exit.trap && term.target == res.pc)
+          res.message = term.message;
+        else
+          res.message = std::string(ir::trap_reason_name(exit.trap));
       }
       return res;
     }

@@ -13,6 +13,8 @@
 #include "vm/translate/assembler.hpp"
 #include "vm/translate/state_json.hpp"
 #include "cli_run.hpp"
+#include "cli_translate.hpp"
+#include "vm/engine/jit.hpp"
 #include "vm/translate/toolchain.hpp"
 #include "vm/translate/x86.hpp"
 
@@ -79,12 +81,30 @@ int run_lift(const CodeOptions& o, bool optimize) {
 struct ExecOptions {
   std::string state_path;
   std::string engine = "interp";
+  std::string tier = "fast";
   uint64_t max_blocks = kDefaultMaxBlocks;
   bool no_memory = false;
 };
 
+// The JIT loop's result in the interpreter's terms, so both print the same JSON.
+vm::translate::RunResult as_run_result(const vm::engine::JitRunResult& j) {
+  using J = vm::engine::JitRunResult::Reason;
+  using R = vm::translate::RunResult::Reason;
+  vm::translate::RunResult r;
+  r.reason = j.reason == J::Stop ? R::Stop : j.reason == J::Trap ? R::Trap : j.reason == J::Fault ? R::Fault
+             : j.reason == J::Syscall ? R::Syscall : R::StepLimit;
+  r.pc = j.pc;
+  r.fault_addr = j.fault_addr;
+  r.trap = j.trap;
+  r.message = j.message;
+  r.blocks = j.blocks;
+  return r;
+}
+
 int run_exec(const CodeOptions& o, const ExecOptions& e) {
-  if (e.engine != "interp") return fail(fmt::format("--engine {}: only 'interp' is available", e.engine));
+  if (e.engine != "interp" && e.engine != "jit") return fail(fmt::format("--engine {}: expected interp or jit", e.engine));
+  auto tier = vm::engine::parse_tier(e.tier);
+  if (!tier || e.tier == "opt") return fail(fmt::format("--tier {}: expected fast or optimized", e.tier));
   auto code = code_bytes(o.hex, o.text);
   if (!code) return fail(code.error().to_string());
   vm::translate::MachineState st;
@@ -104,8 +124,21 @@ int run_exec(const CodeOptions& o, const ExecOptions& e) {
   st.regs.rip = o.at;
   if (auto ok = st.memory.add_region(GuestAddr(o.at), *code, vm::core::kPermRead | vm::core::kPermExec); !ok)
     return fail("code region: " + ok.error().to_string());
-  vm::translate::RunResult r =
-      vm::translate::run_interpreter(st.memory, st.regs, GuestAddr(o.at + code->size()), e.max_blocks);
+  GuestAddr stop(o.at + code->size());
+  vm::translate::RunResult r;
+  if (e.engine == "jit") {
+    // Blocks end at the stop address exactly as the interpreter's do, so both engines run the same blocks.
+    vm::engine::BlockSource source = [stop](vm::core::GuestMemory& m, GuestAddr pc) {
+      vm::translate::BlockOptions bo;
+      bo.stop_pc = stop.value();
+      return vm::translate::decode_block(m, pc, bo);
+    };
+    auto j = vm::engine::run_jit(st.memory, st.regs, stop, e.max_blocks, source, *tier);
+    if (j.reason == vm::engine::JitRunResult::Reason::Error) return fail("jit: " + j.message);
+    r = as_run_result(j);
+  } else {
+    r = vm::translate::run_interpreter(st.memory, st.regs, stop, e.max_blocks);
+  }
   vm::translate::JsonOutputOptions out;
   out.include_memory = !e.no_memory;
   fmt::print("{}", vm::translate::state_to_json(st, &r, out));
@@ -120,6 +153,7 @@ int main(int argc, char** argv, char** envp) {
   app.add_flag("--version", version, "Print version and toolchain information");
   app.require_subcommand(0, 1);
   vm::engine::cli::add_run_command(app);
+  vm::engine::cli::add_translate_command(app);
 
   CodeOptions lift_code;
   bool lift_opt = false;
@@ -129,10 +163,11 @@ int main(int argc, char** argv, char** envp) {
 
   CodeOptions exec_code;
   ExecOptions exec_opts;
-  CLI::App* exec = app.add_subcommand("exec", "Run code with the interpreter and print the final state as JSON");
+  CLI::App* exec = app.add_subcommand("exec", "Run code with the interpreter or the JIT and print the final state as JSON");
   add_code_options(exec, exec_code);
   exec->add_option("--state", exec_opts.state_path, "Initial state (JSON, see docs/cli.md)");
-  exec->add_option("--engine", exec_opts.engine, "Execution engine (interp)");
+  exec->add_option("--engine", exec_opts.engine, "Execution engine: interp (vm-ir interpreter, default) or jit (LLVM JIT)");
+  exec->add_option("--tier", exec_opts.tier, "JIT tier: fast (default) or optimized");
   exec->add_option("--max-steps", exec_opts.max_blocks, "Stop after this many blocks (default 1000000)");
   exec->add_flag("--no-memory", exec_opts.no_memory, "Leave memory regions out of the output");
 
@@ -146,6 +181,7 @@ int main(int argc, char** argv, char** envp) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (vm::engine::cli::run_selected(app)) return vm::engine::cli::run_execute(envp);
+  if (vm::engine::cli::translate_selected(app)) return vm::engine::cli::translate_execute();
   if (version) {
     fmt::print("vm 0.1.0 (LLVM {}, Zydis {})\n", vm::translate::llvm_version(), vm::translate::zydis_version());
     return 0;
