@@ -1,11 +1,19 @@
 // A small stack-machine interpreter: the classic dispatch-loop workload.
 #include <stdio.h>
+#include <stdlib.h>
 enum { PUSH, ADD, SUB, MUL, DUP, SWAP, JNZ, DEC, POP, PRINT, HALT, OVER, MOD };
+// VM_GUEST_SCALE=N (default 1) repeats the work N times for the benchmarks.
+static long guest_scale(void) {
+  const char* s = getenv("VM_GUEST_SCALE");
+  long v = s ? atol(s) : 1;
+  return v > 0 ? v : 1;
+}
 int main(void) {
   // sum = 0; for (i = N; i != 0; --i) sum = (sum + i * i) % 1000003;
   long code[] = {PUSH, 0,      // sum
-                 PUSH, 30000,  // i
+                 PUSH, 30000,  // i (times VM_GUEST_SCALE)
                  /* 4 */ SWAP, OVER, DUP, MUL, ADD, PUSH, 1000003, MOD, SWAP, DEC, DUP, JNZ, 4, POP, PRINT, HALT};
+  code[3] *= guest_scale();
   long stack[64];
   int sp = 0;
   long pc = 0;

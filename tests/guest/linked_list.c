@@ -2,7 +2,14 @@
 #include <stdlib.h>
 #include <string.h>
 typedef struct Node { struct Node* next; long value; char* name; } Node;
+// VM_GUEST_SCALE=N (default 1) repeats the work N times for the benchmarks.
+static long guest_scale(void) {
+  const char* s = getenv("VM_GUEST_SCALE");
+  long v = s ? atol(s) : 1;
+  return v > 0 ? v : 1;
+}
 int main(void) {
+  for (long rep = guest_scale(); rep > 0; --rep) {
   Node* head = NULL;
   unsigned long s = 7;
   for (int i = 0; i < 6000; ++i) {
@@ -25,6 +32,7 @@ int main(void) {
   for (Node* n = head; n; n = n->next) { sum += n->value; ++count; names += strlen(n->name); }
   printf("count %ld sum %ld names %zu\n", count, sum, names);
   while (head) { Node* n = head->next; free(head->name); free(head); head = n; }
+  }
   void* big = malloc(1 << 22);
   memset(big, 1, 1 << 22);
   big = realloc(big, 1 << 23);

@@ -12,10 +12,13 @@ namespace vm::engine::cli {
 namespace {
 
 struct RunArgs {
-  std::string engine = "interp";
+  std::string engine = "tiered";
   std::string mmu = "direct";
   bool stats = false;
   bool trace = false;
+  uint32_t hot_threshold = EngineConfig{}.hot_threshold;
+  uint32_t opt_threshold = EngineConfig{}.opt_threshold;
+  bool no_chain = false;
   std::string dump;
   std::vector<std::string> program;  // PROGRAM ARGS...
   CLI::App* cmd = nullptr;
@@ -32,10 +35,16 @@ void add_run_command(CLI::App& app) {
   RunArgs& a = args();
   a.cmd = app.add_subcommand("run", "Run a static x86-64 Linux executable");
   a.cmd->prefix_command();  // everything after PROGRAM belongs to the guest, even "--help"
-  a.cmd->add_option("--engine", a.engine, "Execution engine: interp (vm-ir interpreter), jit (compile every block) or tiered (interpret, then compile hot blocks); jit and tiered need --mmu softmmu")
+  a.cmd->add_option("--engine", a.engine, "Execution engine: interp (vm-ir interpreter), jit (compile every block at the fast tier) or tiered (interpret, compile warm blocks, recompile hot code as optimised regions; the default)")
       ->check(CLI::IsMember({"interp", "jit", "tiered"}));
   a.cmd->add_option("--mmu", a.mmu, "Guest memory strategy: direct (host mapping) or softmmu (software TLB)")
       ->check(CLI::IsMember({"direct", "softmmu"}));
+  a.cmd->add_option("--hot-threshold", a.hot_threshold, "tiered: interpreted runs before a block is compiled at the fast tier")
+      ->check(CLI::Range(1u, 1u << 30));
+  a.cmd->add_option("--opt-threshold", a.opt_threshold,
+                    "tiered: entries of a block's fast code before it is recompiled as an optimised region (0: never)")
+      ->check(CLI::Range(0u, 1u << 30));
+  a.cmd->add_flag("--no-chain", a.no_chain, "jit/tiered: every compiled block returns to the dispatcher (no chaining)");
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
   a.cmd->add_option("--dump", a.dump, "Dump translation stages (ir,opt,llvm,asm) to a directory (not available yet: use vm lift and docs/jit.md)")
@@ -62,13 +71,11 @@ int run_execute(char** envp) {
   linux::ProcessOptions opts;
   opts.engine.kind = a.engine == "jit" ? EngineKind::Jit : a.engine == "tiered" ? EngineKind::Tiered : EngineKind::Interp;
   opts.mmu = a.mmu == "softmmu" ? mem::MemoryStrategy::SoftMmu : mem::MemoryStrategy::Direct;
-  if (opts.engine.kind != EngineKind::Interp && opts.mmu == mem::MemoryStrategy::Direct) {
-    // Compiled code in direct mode needs host fault recovery, which is not built yet.
-    std::fprintf(stderr, "vm run: --engine %s needs --mmu softmmu in this build\n", a.engine.c_str());
-    return 2;
-  }
   opts.stats = a.stats;
   opts.engine.trace = a.trace;
+  opts.engine.hot_threshold = a.hot_threshold;
+  opts.engine.opt_threshold = a.opt_threshold;
+  opts.engine.chain = !a.no_chain;
   std::vector<std::string> env;
   for (char** e = envp; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
   auto status = linux::run_program(rest[0], rest, env, opts);

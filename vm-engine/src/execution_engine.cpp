@@ -21,13 +21,28 @@ const char* engine_kind_name(EngineKind k) {
 ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, const ir::HelperTable& helpers)
     : space_(&space), config_(config), interp_(space, helpers) {
   // Writes to pages holding translations (self-modifying code) and
-  // unmap/protect of them drop the translations.
+  // unmap/protect of them drop the translations; the TLB of compiled code
+  // forgets the range too (it is created before the listener can run).
   space.set_watch_handler([this](core::GuestAddr page) { invalidate(page, 4096); });
-  space.add_invalidate_listener([this](core::GuestAddr start, uint64_t length) { invalidate(start, length); });
+  if (config.kind != EngineKind::Interp) {
+    mem::TlbConfig tc;
+    tc.stats = true;  // misses and fills only: inline hits are never counted
+    tlb_ = std::make_unique<mem::Tlb>(space.page_table(), tc);
+    tlb_->set_watch_handler([this](core::GuestAddr page) { invalidate(page, 4096); });
+    bridge_ = std::make_unique<TlbBridge>(*tlb_, helpers);
+    native_cache_.resize(kJumpCacheSize);
+    bridge_->context().jump_cache = native_cache_.data();
+    bridge_->context().jump_cache_mask = kJumpCacheSize - 1;
+  }
+  listener_ = space.add_invalidate_listener([this](core::GuestAddr start, uint64_t length) {
+    if (tlb_) tlb_->flush_range(start, length);
+    invalidate(start, length);
+  });
 }
 
 ExecutionEngine::~ExecutionEngine() {
   space_->set_watch_handler(nullptr);
+  space_->remove_invalidate_listener(listener_);
   for (auto& [pc, b] : blocks_) release(b);
   for (auto& b : retired_) release(b);
 }
@@ -36,16 +51,27 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
                                                                        const ir::HelperTable& helpers) {
   auto engine = std::unique_ptr<ExecutionEngine>(new ExecutionEngine(space, config, helpers));
   if (config.kind != EngineKind::Interp) {
-    // Compiled code reaches guest memory through the checked slow paths of
-    // the address space (softmmu bridge), so every guest fault is precise.
+    // Compiled code reaches guest memory through the engine's Tlb (softmmu
+    // lowering over either address-space strategy), so every guest fault is
+    // precise and writes to code pages are seen.
     JitOptions jo;
     jo.memory = translate::MemoryStrategy::SoftMmu;
+    jo.chain_exits = config.chain;
+    jo.inline_jump_cache = config.chain;
     auto jit = JITCompiler::create(jo);
     if (!jit) return std::unexpected(jit.error());
     engine->jit_ = std::move(*jit);
-    engine->bridge_ = std::make_unique<GuestMemoryBridge>(space, helpers);
   }
   return engine;
+}
+
+const EngineStats& ExecutionEngine::stats() const {
+  if (tlb_) {
+    mem::TlbStats t = tlb_->stats();
+    stats_.tlb_misses = t.misses;
+    stats_.tlb_fills = t.fills;
+  }
+  return stats_;
 }
 
 void ExecutionEngine::release(std::unique_ptr<Block>& b) {
@@ -53,8 +79,64 @@ void ExecutionEngine::release(std::unique_ptr<Block>& b) {
   if (b) b->compiled.reset();
 }
 
+// Detaches b's code from every other compiled block: no chain slot leads to
+// it, its own slots lead nowhere (code that is running in it right now
+// returns to the dispatcher at its exit), and the inline jump cache forgets it.
+void ExecutionEngine::unlink(Block& b) {
+  if (!b.compiled) return;
+  CompiledBlock& c = *b.compiled;
+  for (size_t i = 0; i < c.chain_slots.size(); ++i) {
+    *c.chain_slots[i] = nullptr;
+    auto it = incoming_.find(c.chain_targets[i].value());
+    if (it == incoming_.end()) continue;
+    std::erase_if(it->second, [&](const Incoming& in) { return in.slot == c.chain_slots[i]; });
+    if (it->second.empty()) incoming_.erase(it);
+  }
+  uint64_t pc = b.ir.start_pc.value();
+  if (auto it = incoming_.find(pc); it != incoming_.end())
+    for (const Incoming& in : it->second) *in.slot = nullptr;
+  if (!native_cache_.empty()) {
+    auto& e = native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)];
+    if (e.pc == pc) e = {};
+  }
+}
+
+// Makes `code` the block's translation and links it both ways.
+void ExecutionEngine::install(Block& b, CompiledBlock code) {
+  if (b.compiled) {
+    unlink(b);
+    (void)jit_->release(*b.compiled);
+  }
+  b.compiled = std::move(code);
+  CompiledBlock& c = *b.compiled;
+  uint64_t pc = b.ir.start_pc.value();
+  if (config_.chain) {
+    for (size_t i = 0; i < c.chain_slots.size(); ++i) {
+      uint64_t target = c.chain_targets[i].value();
+      incoming_[target].push_back({c.chain_slots[i], &b});
+      if (target == pc) continue;  // patched below with the others
+      auto it = blocks_.find(target);
+      if (it != blocks_.end() && it->second->compiled) {
+        *c.chain_slots[i] = reinterpret_cast<void*>(it->second->compiled->entry);
+        ++stats_.chain_links;
+      }
+    }
+    if (auto it = incoming_.find(pc); it != incoming_.end())
+      for (const Incoming& in : it->second) {
+        *in.slot = reinterpret_cast<void*>(c.entry);
+        ++stats_.chain_links;
+      }
+    native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, c.entry};
+  }
+}
+
 void ExecutionEngine::compile(Block& b, Tier tier) {
-  auto c = jit_->compile(b.ir, tier);
+  UnitOptions unit;
+  if (config_.kind == EngineKind::Tiered && tier == Tier::Fast && config_.opt_threshold != 0) {
+    unit.entry_counter = &b.entry_counter;
+    unit.entry_counter_limit = config_.opt_threshold;
+  }
+  auto c = jit_->compile_region(std::span<const ir::IRBlock>(&b.ir, 1), tier, unit);
   if (!c) {
     // The interpreter keeps running this block; the failure is a bug of ours to report.
     VM_LOG_WARN("JIT compile of block {:#x} failed, interpreting it: {}", b.ir.start_pc, c.error().to_string());
@@ -62,7 +144,6 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
     ++stats_.compile_failures;
     return;
   }
-  if (b.compiled) (void)jit_->release(*b.compiled);
   const CompileStats& cs = c->stats;
   stats_.compile.lower_us += cs.lower_us;
   stats_.compile.optimize_us += cs.optimize_us;
@@ -71,7 +152,60 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   stats_.compile.code_bytes += cs.code_bytes;
   stats_.compile.ir_instructions += cs.ir_instructions;
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
-  b.compiled = std::move(*c);
+  install(b, std::move(*c));
+}
+
+// Recompiles a block whose Fast code became hot at Tier::Optimized, together
+// with the already-run blocks its direct jumps and branches reach, so that
+// the loops among them stay inside one LLVM function.
+void ExecutionEngine::compile_region(Block& head) {
+  std::vector<Block*> members{&head};
+  size_t ops = head.ir.ops.size();
+  for (size_t i = 0; i < members.size() && members.size() < config_.max_region_blocks; ++i) {
+    const ir::Terminator& t = members[i]->ir.term;
+    uint64_t next[2] = {0, 0};
+    if (t.kind == ir::TermKind::Jump) next[0] = t.target.value();
+    if (t.kind == ir::TermKind::Branch) next[0] = t.target.value(), next[1] = t.fallthrough.value();
+    for (uint64_t pc : next) {
+      if (pc == 0 || members.size() >= config_.max_region_blocks) continue;
+      auto it = blocks_.find(pc);
+      if (it == blocks_.end() || it->second->executions == 0 || it->second->compile_failed) continue;
+      Block* m = it->second.get();
+      if (std::find(members.begin(), members.end(), m) != members.end()) continue;
+      if (ops + m->ir.ops.size() > 4000) continue;
+      ops += m->ir.ops.size();
+      members.push_back(m);
+    }
+  }
+  std::vector<ir::IRBlock> irs;
+  irs.reserve(members.size());
+  for (const Block* m : members) irs.push_back(m->ir);
+  auto c = jit_->compile_region(irs, Tier::Optimized);
+  if (!c) {
+    VM_LOG_WARN("JIT region compile at {:#x} failed, keeping the fast code: {}", head.ir.start_pc, c.error().to_string());
+    ++stats_.compile_failures;
+    return;
+  }
+  const CompileStats& cs = c->stats;
+  stats_.compile.lower_us += cs.lower_us;
+  stats_.compile.optimize_us += cs.optimize_us;
+  stats_.compile.codegen_us += cs.codegen_us;
+  stats_.compile.link_us += cs.link_us;
+  stats_.compile.code_bytes += cs.code_bytes;
+  stats_.compile.ir_instructions += cs.ir_instructions;
+  ++stats_.compiled_optimized;
+  ++stats_.regions;
+  stats_.region_blocks += members.size();
+  // The region is part of the head block now: a write to any member's code
+  // must drop it too.
+  uint64_t head_pc = head.ir.start_pc.value();
+  for (size_t i = 1; i < members.size(); ++i)
+    for (uint64_t page : members[i]->pages)
+      if (std::find(head.pages.begin(), head.pages.end(), page) == head.pages.end()) {
+        head.pages.push_back(page);
+        page_blocks_[page].push_back(head_pc);
+      }
+  install(head, std::move(*c));
 }
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
@@ -88,10 +222,15 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       r.fault_addr = core::GuestAddr(ctx.fault_addr);
       r.fault_access = static_cast<core::Access>(ctx.fault_access);
       r.message = space_->is_mapped(*r.fault_addr) ? "access to memory with permissions" : "access to unmapped memory";
-    } else if (b.ir.term.kind == ir::TermKind::Trap && b.ir.term.target == r.pc) {
-      r.message = b.ir.term.message;
     } else if (exit.trap == ir::TrapReason::DivideError) {
       r.message = "divide error";
+    } else {
+      // A trap terminator, maybe of a block chained to from b: its message
+      // (e.g. the unsupported mnemonic) comes from decoding the pc again.
+      translate::BlockOptions one;
+      one.max_insns = 1;
+      if (auto t = translate::decode_block(*space_, r.pc, one); t && t->term.kind == ir::TermKind::Trap)
+        r.message = t->term.message;
     }
   }
   return r;
@@ -99,40 +238,58 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
 
 std::vector<std::pair<uint64_t, uint64_t>> ExecutionEngine::hot_blocks(size_t n) const {
   std::vector<std::pair<uint64_t, uint64_t>> v;
-  for (const auto& [pc, b] : blocks_) v.emplace_back(pc, b->executions);
+  for (const auto& [pc, b] : blocks_) v.emplace_back(pc, b->executions + b->entry_counter);
   std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
   if (v.size() > n) v.resize(n);
   return v;
 }
 
+void ExecutionEngine::retire(std::unique_ptr<Block> b) {
+  unlink(*b);
+  retired_.push_back(std::move(b));
+}
+
+void ExecutionEngine::flush_all() {
+  for (auto& [pc, b] : blocks_) retire(std::move(b));
+  blocks_.clear();
+  page_blocks_.clear();
+  incoming_.clear();
+  jump_cache_.fill({0, nullptr});
+  std::fill(native_cache_.begin(), native_cache_.end(), translate::JumpCacheEntry{});
+  if (bridge_) bridge_->context().exit_request = 1;
+}
+
 void ExecutionEngine::invalidate(core::GuestAddr start, uint64_t length) {
   uint64_t first = start.value() >> 12, last = (start.value() + (length ? length - 1 : 0)) >> 12;
   if (last - first > 1u << 20) {  // a huge range: cheaper to drop everything
-    for (auto& [pc, b] : blocks_) retired_.push_back(std::move(b));
-    blocks_.clear();
-    page_blocks_.clear();
-    jump_cache_.fill({0, nullptr});
-    ++stats_.invalidations;
+    stats_.invalidations += blocks_.size();
+    flush_all();
     return;
   }
   bool removed = false;
   for (uint64_t page = first; page <= last; ++page) {
     auto it = page_blocks_.find(page);
     if (it == page_blocks_.end()) continue;
-    for (uint64_t pc : it->second) {
+    std::vector<uint64_t> pcs = std::move(it->second);
+    page_blocks_.erase(it);
+    for (uint64_t pc : pcs) {
       auto b = blocks_.find(pc);
       if (b == blocks_.end()) continue;
-      retired_.push_back(std::move(b->second));
+      std::unique_ptr<Block> dead = std::move(b->second);
       blocks_.erase(b);
+      retire(std::move(dead));
       ++stats_.invalidations;
       removed = true;
     }
-    page_blocks_.erase(it);
     // The address space may be locked here (we run inside its callbacks):
     // the watch is removed later, from run().
     pending_unwatch_.push_back(page);
   }
-  if (removed) jump_cache_.fill({0, nullptr});
+  if (removed) {
+    jump_cache_.fill({0, nullptr});
+    // Compiled code that is running leaves its region at the next internal edge.
+    if (bridge_) bridge_->context().exit_request = 1;
+  }
 }
 
 ExecutionEngine::Block* ExecutionEngine::lookup(uint64_t pc) {
@@ -164,25 +321,22 @@ ExecutionEngine::Block* ExecutionEngine::translate(uint64_t pc, ir::ExecResult& 
     return nullptr;
   }
   if (blocks_.size() >= config_.max_blocks) {
-    for (auto& [bpc, b] : blocks_) retired_.push_back(std::move(b));
-    blocks_.clear();
-    page_blocks_.clear();
-    jump_cache_.fill({0, nullptr});
+    flush_all();
     ++stats_.cache_flushes;
   }
   auto block = std::make_unique<Block>();
   block->ir = std::move(*lifted);
   for (const ir::Op& op : block->ir.ops) stats_.guest_insns_translated += op.opcode == ir::Opcode::InsnStart;
   if (config_.run_passes) ir::run_standard_passes(block->ir);
-  block->first_page = pc >> 12;
-  block->last_page = (pc + std::max<uint32_t>(block->ir.guest_len, 1) - 1) >> 12;
+  uint64_t first_page = pc >> 12, last_page = (pc + std::max<uint32_t>(block->ir.guest_len, 1) - 1) >> 12;
+  for (uint64_t page = first_page; page <= last_page; ++page) block->pages.push_back(page);
   // Watch the code pages before registering the block: turning a watch on
   // notifies the invalidation listeners, which must not drop this block.
-  for (uint64_t page = block->first_page; page <= block->last_page; ++page)
+  for (uint64_t page : block->pages)
     if (page_blocks_.find(page) == page_blocks_.end()) (void)space_->set_write_watch(core::GuestAddr(page << 12), 4096, true);
   Block* raw = block.get();
   blocks_[pc] = std::move(block);
-  for (uint64_t page = raw->first_page; page <= raw->last_page; ++page) page_blocks_[page].push_back(pc);
+  for (uint64_t page : raw->pages) page_blocks_[page].push_back(pc);
   ++stats_.blocks_translated;
   stats_.translate_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return raw;
@@ -198,6 +352,7 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       if (page_blocks_.find(page) == page_blocks_.end())
         (void)space_->set_write_watch(core::GuestAddr(page << 12), 4096, false);
     pending_unwatch_.clear();
+    if (bridge_) bridge_->context().exit_request = 0;
     uint64_t pc = state.rip;
     Block* b = lookup(pc);
     if (b == nullptr) {
@@ -212,8 +367,8 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       if (!b->compiled) {
         if (config_.kind == EngineKind::Jit || b->executions >= config_.hot_threshold) compile(*b, Tier::Fast);
       } else if (b->compiled->tier == Tier::Fast && config_.kind == EngineKind::Tiered &&
-                 b->executions >= config_.opt_threshold) {
-        compile(*b, Tier::Optimized);
+                 config_.opt_threshold != 0 && b->entry_counter >= config_.opt_threshold) {
+        compile_region(*b);
       }
     }
     ir::ExecResult r = b->compiled ? run_native(*b, state) : interp_.run(b->ir, state);

@@ -123,6 +123,7 @@ struct JITCompiler::Impl {
     lo.memory = options.memory;
     lo.target = translate::LoweringTarget::X86_64;
     lo.chain_exits = options.chain_exits;
+    lo.inline_jump_cache = options.inline_jump_cache;
     lo.function_name = std::move(name);
     return lo;
   }
@@ -171,7 +172,8 @@ core::Result<CompiledBlock> JITCompiler::compile(const ir::IRBlock& block, Tier 
   return compile_region(std::span<const ir::IRBlock>(&block, 1), tier);
 }
 
-core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBlock> blocks, Tier tier) {
+core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBlock> blocks, Tier tier,
+                                                        const UnitOptions& unit) {
   if (blocks.empty()) return core::fail(ErrorCode::InvalidArgument, "nothing to compile");
   Impl& im = *impl_;
   std::lock_guard lock(im.mutex);
@@ -184,7 +186,10 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   auto t0 = std::chrono::steady_clock::now();
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name, tier));
+  translate::LoweringOptions lo = im.lowering_options(name, tier);
+  lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
+  lo.entry_counter_limit = unit.entry_counter_limit;
+  auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
   out.stats.ir_instructions = lowered->ir_instructions;

@@ -16,8 +16,10 @@ typedef struct {
   uint64_t guest_base, region_mask;
   void *tlb, *helpers, *load_slow, *store_slow, *atomic_slow;
   uint64_t fault_addr;
-  uint32_t fault_access, reserved;
+  uint32_t fault_access, exit_request;
   void *user;
+  void *jump_cache; /* JIT only: the engine's inline jump cache */
+  uint64_t jump_cache_mask;
 } MemoryContext;
 
 typedef struct {

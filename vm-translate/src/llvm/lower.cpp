@@ -108,7 +108,22 @@ public:
       // exit ("runs once"); only a real region keeps its edges inside.
       if (blocks.size() > 1) region_index_.emplace(blocks[i].start_pc.value(), i);
     }
-    b_.CreateBr(block_entries_[0]);
+    if (opts_.entry_counter != 0 && opts_.entry_counter_limit != 0) {
+      // Promotion counter: nothing of the guest state is loaded yet, so
+      // returning here leaves the state exactly as it was on entry.
+      Value* counter = b_.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
+      Value* n = b_.CreateAdd(b_.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
+      b_.CreateAlignedStore(n, counter, llvm::Align(8));
+      auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
+      b_.CreateCondBr(b_.CreateICmpEQ(n, c64(opts_.entry_counter_limit)), promote, block_entries_[0],
+                      llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+      b_.SetInsertPoint(promote);
+      reset_block_state();
+      b_.CreateAlignedStore(c64(blocks[0].start_pc.value()), rip_ptr(), llvm::Align(8));
+      b_.CreateRet(c64(encode_exit(TermKind::Jump)));
+    } else {
+      b_.CreateBr(block_entries_[0]);
+    }
     for (size_t i = 0; i < blocks.size(); ++i) {
       b_.SetInsertPoint(block_entries_[i]);
       reset_block_state();
@@ -369,7 +384,13 @@ private:
       store_dirty();
       b_.CreateAlignedStore(c64(target.value()), rip_ptr(), llvm::Align(8));
       restore_nearest_for_exit();
-      b_.CreateBr(block_entries_[it->second]);
+      // The owner may ask running code to come back (its translations changed).
+      Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
+      auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
+      b_.CreateCondBr(b_.CreateIsNotNull(req), leave, block_entries_[it->second],
+                      llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+      b_.SetInsertPoint(leave);
+      b_.CreateRet(c64(code));
       return;
     }
     if (!opts_.chain_exits) return emit_return(c64(target.value()), code);
@@ -387,6 +408,31 @@ private:
     b_.CreateCondBr(b_.CreateIsNotNull(succ), call_bb, ret_bb);
     b_.SetInsertPoint(call_bb);
     auto* call = b_.CreateCall(fn_->getFunctionType(), succ, {state_, mem_});
+    call->setTailCallKind(llvm::CallInst::TCK_MustTail);
+    b_.CreateRet(call);
+    b_.SetInsertPoint(ret_bb);
+    b_.CreateRet(c64(code));
+  }
+
+  // An exit to a pc known only at run time: with inline_jump_cache, a hit in
+  // the engine's jump cache is tail-called, anything else returns.
+  void indirect_exit(Value* target, uint64_t code) {
+    if (!opts_.inline_jump_cache) return emit_return(target, code);
+    store_dirty();
+    b_.CreateAlignedStore(target, rip_ptr(), llvm::Align(8));
+    restore_nearest_for_exit();
+    Value* table = b_.CreateAlignedLoad(ptr_, mem_field(kMemCtxJumpCache), llvm::Align(8), "jcache");
+    Value* mask = b_.CreateAlignedLoad(i64_, mem_field(kMemCtxJumpCacheMask), llvm::Align(8), "jmask");
+    Value* idx = b_.CreateAnd(b_.CreateXor(target, b_.CreateLShr(target, 12)), mask);
+    Value* entry = b_.CreateGEP(i8_, table, b_.CreateShl(idx, 4));
+    Value* pc = b_.CreateAlignedLoad(i64_, entry, llvm::Align(8), "jpc");
+    Value* fn = b_.CreateAlignedLoad(ptr_, b_.CreateConstInBoundsGEP1_64(i8_, entry, 8), llvm::Align(8), "jfn");
+    Value* hit = b_.CreateAnd(b_.CreateICmpEQ(pc, target), b_.CreateIsNotNull(fn), "jhit");
+    auto* call_bb = llvm::BasicBlock::Create(ctx_, "jcache_hit", fn_);
+    auto* ret_bb = llvm::BasicBlock::Create(ctx_, "jcache_miss", fn_);
+    b_.CreateCondBr(hit, call_bb, ret_bb);
+    b_.SetInsertPoint(call_bb);
+    auto* call = b_.CreateCall(fn_->getFunctionType(), fn, {state_, mem_});
     call->setTailCallKind(llvm::CallInst::TCK_MustTail);
     b_.CreateRet(call);
     b_.SetInsertPoint(ret_bb);
@@ -1141,9 +1187,9 @@ private:
         return;
       }
       case TermKind::IndirectJump:
-      case TermKind::Ret: emit_return(vals_[t.value], encode_exit(t.kind)); return;
+      case TermKind::Ret: indirect_exit(vals_[t.value], encode_exit(t.kind)); return;
       case TermKind::Call:
-        if (t.value != ir::kNoValue) return emit_return(vals_[t.value], encode_exit(TermKind::Call));
+        if (t.value != ir::kNoValue) return indirect_exit(vals_[t.value], encode_exit(TermKind::Call));
         return direct_exit(t.target, encode_exit(TermKind::Call));
       case TermKind::Syscall:
       case TermKind::Exit: emit_return(c64(t.target.value()), encode_exit(t.kind)); return;

@@ -1,9 +1,19 @@
 // ExecutionEngine: runs one guest thread. It looks up the block at rip in a
 // direct-mapped jump cache in front of a hash map, translates on a miss
-// (decode -> lift -> IR passes), executes it, and returns to its caller only
-// for exits it cannot handle itself: system calls, traps and faults.
+// (decode -> lift -> IR passes), executes it - in the vm-ir interpreter or as
+// JIT-compiled host code - and returns to its caller only for exits it cannot
+// handle itself: system calls, traps and faults.
+//
+// Compiled code reaches guest memory through a vm-mem Tlb (inline hit check,
+// refill on a miss), reaches its direct successors through patched chain
+// slots and its indirect ones through an inline probe of the jump cache, so
+// a hot loop runs without coming back here. In the tiered engine a block is
+// interpreted until it is warm, compiled alone at Tier::Fast, and when that
+// code has been entered often enough, recompiled at Tier::Optimized together
+// with its hot direct successors as one region (loops become LLVM loops).
 // Translations are dropped when the guest writes to, unmaps or re-protects
-// the pages they came from (self-modifying code).
+// the pages they came from (self-modifying code). docs/engine.md has the
+// details.
 #pragma once
 
 #include <array>
@@ -15,9 +25,11 @@
 
 #include "vm/core/x86_state.hpp"
 #include "vm/engine/jit.hpp"
+#include "vm/engine/tlb_bridge.hpp"
 #include "vm/ir/interpreter.hpp"
 #include "vm/ir/ir.hpp"
 #include "vm/mem/address_space.hpp"
+#include "vm/mem/tlb.hpp"
 
 namespace vm::engine {
 
@@ -34,7 +46,11 @@ struct EngineConfig {
   // Tiered: a block is compiled at Tier::Fast after this many interpreted
   // executions, and recompiled at Tier::Optimized after opt_threshold runs.
   uint32_t hot_threshold = 50;
-  uint32_t opt_threshold = 20000;
+  uint32_t opt_threshold = 2000;
+  // Largest region compiled at Tier::Optimized (blocks).
+  uint32_t max_region_blocks = 16;
+  // Link compiled blocks to each other (chain slots, inline jump cache).
+  bool chain = true;
 };
 
 struct EngineStats {
@@ -49,7 +65,12 @@ struct EngineStats {
   uint64_t compiled_fast = 0;        // blocks compiled at Tier::Fast
   uint64_t compiled_optimized = 0;   // blocks compiled at Tier::Optimized
   uint64_t compile_failures = 0;     // blocks left to the interpreter
-  uint64_t native_executions = 0;    // block runs in compiled code
+  uint64_t native_executions = 0;    // entries into compiled code from the dispatcher
+  uint64_t regions = 0;              // Tier::Optimized regions compiled
+  uint64_t region_blocks = 0;        // blocks in them
+  uint64_t chain_links = 0;          // direct exits patched to a compiled successor
+  uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
+  uint64_t tlb_fills = 0;
   CompileStats compile;              // summed over all compiles
 };
 
@@ -74,22 +95,32 @@ public:
   // Drops translations overlapping [start, start + length).
   void invalidate(core::GuestAddr start, uint64_t length);
 
-  [[nodiscard]] const EngineStats& stats() const { return stats_; }
+  [[nodiscard]] const EngineStats& stats() const;
   // The most executed blocks, for --stats.
   [[nodiscard]] std::vector<std::pair<uint64_t, uint64_t>> hot_blocks(size_t n) const;
 
 private:
   struct Block {
     ir::IRBlock ir;
-    uint64_t executions = 0;
-    uint64_t first_page = 0, last_page = 0;
+    uint64_t executions = 0;           // dispatcher entries
+    uint64_t entry_counter = 0;        // entries of its Tier::Fast code (promotion)
+    std::vector<uint64_t> pages;       // guest code pages it was translated from
     std::optional<CompiledBlock> compiled;
     bool compile_failed = false;
+  };
+  struct Incoming {  // a chain slot of `owner` that exits to some pc
+    void** slot;
+    const Block* owner;
   };
   Block* lookup(uint64_t pc);
   Block* translate(uint64_t pc, ir::ExecResult& fault);
   void compile(Block& b, Tier tier);
+  void compile_region(Block& head);
+  void install(Block& b, CompiledBlock code);
+  void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
+  void retire(std::unique_ptr<Block> b);
+  void flush_all();
   void release(std::unique_ptr<Block>& b);
 
   mem::AddressSpace* space_;
@@ -99,12 +130,17 @@ private:
   std::unordered_map<uint64_t, std::vector<uint64_t>> page_blocks_;  // code page -> block pcs
   static constexpr size_t kJumpCacheSize = 4096;
   std::array<std::pair<uint64_t, Block*>, kJumpCacheSize> jump_cache_{};
-  EngineStats stats_;
+  // The compiled entries generated code probes at indirect exits.
+  std::vector<translate::JumpCacheEntry> native_cache_;
+  std::unordered_map<uint64_t, std::vector<Incoming>> incoming_;  // target pc -> slots exiting to it
+  mutable EngineStats stats_;
   // Blocks whose page was written while they ran are retired here and freed later.
   std::vector<std::unique_ptr<Block>> retired_;
   std::vector<uint64_t> pending_unwatch_;
   std::unique_ptr<JITCompiler> jit_;
-  std::unique_ptr<GuestMemoryBridge> bridge_;
+  std::unique_ptr<mem::Tlb> tlb_;
+  std::unique_ptr<TlbBridge> bridge_;
+  uint64_t listener_ = 0;
 };
 
 }  // namespace vm::engine

@@ -68,7 +68,16 @@ struct CompiledBlock {
 struct JitOptions {
   translate::MemoryStrategy memory = translate::MemoryStrategy::Direct;
   bool chain_exits = false;
+  bool inline_jump_cache = false;  // see translate::LoweringOptions::inline_jump_cache
   bool perf_map = false;  // append "addr size name" lines to /tmp/perf-<pid>.map for `perf report`
+};
+
+// Per-unit requests of the execution engine.
+struct UnitOptions {
+  // Promotion counter (translate::LoweringOptions::entry_counter): the unit
+  // returns once, at entry, when *entry_counter reaches the limit.
+  uint64_t* entry_counter = nullptr;
+  uint64_t entry_counter_limit = 0;
 };
 
 class JITCompiler {
@@ -80,7 +89,8 @@ public:
 
   core::Result<CompiledBlock> compile(const ir::IRBlock& block, Tier tier = Tier::Fast);
   // A region: jumps between its blocks stay inside the compiled function.
-  core::Result<CompiledBlock> compile_region(std::span<const ir::IRBlock> blocks, Tier tier = Tier::Fast);
+  core::Result<CompiledBlock> compile_region(std::span<const ir::IRBlock> blocks, Tier tier = Tier::Fast,
+                                             const UnitOptions& unit = {});
   // Frees the block's code and data; its entry must not be running or chained to.
   core::Result<void> release(const CompiledBlock& block);
   [[nodiscard]] size_t live_units() const;

@@ -48,6 +48,19 @@ enum class LoweringTarget : uint8_t { X86_64, AArch64, RiscV64 };
 
 struct MemoryContext;
 
+// The signature of every lowered unit.
+using BlockFn = uint64_t (*)(core::X86State* state, MemoryContext* mem);
+
+// One entry of the engine's direct-mapped jump cache, which generated code
+// searches inline at indirect exits (LoweringOptions::inline_jump_cache):
+// guest pc -> compiled entry. An entry with a null fn never matches.
+struct JumpCacheEntry {
+  uint64_t pc = 0;
+  BlockFn fn = nullptr;
+};
+// The slot of `pc` in a cache of mask + 1 entries (a power of two).
+constexpr uint64_t jump_cache_index(uint64_t pc, uint64_t mask) { return (pc ^ (pc >> 12)) & mask; }
+
 // Slow paths return 0 on success; on a fault they set mem->fault_addr (first
 // inaccessible byte) and mem->fault_access (core::Access) and return nonzero.
 using LoadSlowFn = uint32_t (*)(MemoryContext* mem, uint64_t addr, uint64_t size, void* out);
@@ -74,13 +87,18 @@ struct MemoryContext {
   AtomicSlowFn atomic_slow = nullptr;      // SoftMmu atomics
   uint64_t fault_addr = 0;                 // written by slow paths
   uint32_t fault_access = 0;               // core::Access of the fault
-  uint32_t reserved = 0;
+  // Set by the owner (e.g. after dropping translations) to make running code
+  // leave a region at its next internal edge instead of looping on.
+  uint32_t exit_request = 0;
   void* user = nullptr;                    // the owner's data for its slow paths
+  const JumpCacheEntry* jump_cache = nullptr;  // inline_jump_cache: mask + 1 entries
+  uint64_t jump_cache_mask = 0;
 };
 
 inline constexpr size_t kMemCtxGuestBase = 0, kMemCtxRegionMask = 8, kMemCtxTlb = 16, kMemCtxHelpers = 24,
                         kMemCtxLoadSlow = 32, kMemCtxStoreSlow = 40, kMemCtxAtomicSlow = 48,
-                        kMemCtxFaultAddr = 56, kMemCtxFaultAccess = 64;
+                        kMemCtxFaultAddr = 56, kMemCtxFaultAccess = 64, kMemCtxExitRequest = 68, kMemCtxJumpCache = 80,
+                        kMemCtxJumpCacheMask = 88;
 static_assert(offsetof(MemoryContext, guest_base) == kMemCtxGuestBase);
 static_assert(offsetof(MemoryContext, region_mask) == kMemCtxRegionMask);
 static_assert(offsetof(MemoryContext, tlb) == kMemCtxTlb);
@@ -90,10 +108,11 @@ static_assert(offsetof(MemoryContext, store_slow) == kMemCtxStoreSlow);
 static_assert(offsetof(MemoryContext, atomic_slow) == kMemCtxAtomicSlow);
 static_assert(offsetof(MemoryContext, fault_addr) == kMemCtxFaultAddr);
 static_assert(offsetof(MemoryContext, fault_access) == kMemCtxFaultAccess);
-static_assert(sizeof(MemoryContext) == 80);
-
-// The signature of every lowered unit.
-using BlockFn = uint64_t (*)(core::X86State* state, MemoryContext* mem);
+static_assert(offsetof(MemoryContext, exit_request) == kMemCtxExitRequest);
+static_assert(offsetof(MemoryContext, jump_cache) == kMemCtxJumpCache);
+static_assert(offsetof(MemoryContext, jump_cache_mask) == kMemCtxJumpCacheMask);
+static_assert(sizeof(MemoryContext) == 96);
+static_assert(sizeof(JumpCacheEntry) == 16);
 
 // Exit code returned by a lowered unit:
 //   bits 0..7   the ir::TermKind the unit ended with (Trap for trap
@@ -127,6 +146,14 @@ struct LoweringOptions {
   // Start a new basic block at every guest instruction (the JIT's Fast tier:
   // keeps FastISel's fallbacks to SelectionDAG local to one instruction).
   bool split_at_insns = false;
+  // Indirect exits (indirect jump, indirect call, ret) look the target pc up
+  // in mem->jump_cache and tail-call the entry they find instead of returning.
+  bool inline_jump_cache = false;
+  // When nonzero: the host address of a uint64_t the unit increments on every
+  // entry; the entry that brings it to entry_counter_limit returns at once
+  // (rip = the unit's start, exit kind Jump) so the engine can promote it.
+  uint64_t entry_counter = 0;
+  uint64_t entry_counter_limit = 0;
   std::string function_name = "vm_block";
 };
 
