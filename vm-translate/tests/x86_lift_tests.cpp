@@ -170,6 +170,13 @@ constexpr Case kMoveCases[] = {
     {"leave", "rbp=0x7ff08010 m64[0x7ff08010]=0x1234", "rbp=0x1234 rsp=0x7ff08018"},
     {"push rbp; mov rbp, rsp; sub rsp, 32; mov qword ptr [rbp-8], 7; leave", "rbp=0x55",
      "rbp=0x55 rsp=0x7ff08000 m64[0x7ff07ff0]=7"},
+    {"enter 0x20, 0", "rbp=0x55", "rbp=0x7ff07ff8 rsp=0x7ff07fd8 m64[0x7ff07ff8]=0x55"},
+    {"enter 0x10, 2", "rbp=0x7ff08100 m64[0x7ff080f8]=0xabc",
+     "rbp=0x7ff07ff8 rsp=0x7ff07fd8 m64[0x7ff07ff8]=0x7ff08100 m64[0x7ff07ff0]=0xabc m64[0x7ff07fe8]=0x7ff07ff8"},
+    {"enter 8, 3", "rbp=0x7ff08100 m64[0x7ff080f8]=0x1 m64[0x7ff080f0]=0x2",
+     "rbp=0x7ff07ff8 rsp=0x7ff07fd8 m64[0x7ff07ff0]=0x1 m64[0x7ff07fe8]=0x2 m64[0x7ff07fe0]=0x7ff07ff8"},
+    {"xlatb", "rbx=0x200000 rax=0x12345603 m8[0x200003]=0x9a", "rax=0x1234569a"},
+    {"xlatb", "rbx=0x200000 rax=-128 m8[0x200080]=0x11", "rax=0xffffffffffffff11"},
     {"cbw", "rax=0x80", "rax=0xff80"},
     {"cwde", "rax=0xffffffff00008000", "rax=0xffff8000"},
     {"cdqe", "rax=0x80000000", "rax=0xffffffff80000000"},
@@ -318,6 +325,12 @@ constexpr Case kAtomicCases[] = {
      "m64[0x200000]=3 m64[0x200008]=4 zf=1"},
     {"lock cmpxchg16b xmmword ptr [rdi]", "rdi=0x200000 rax=1 rdx=2 rbx=3 rcx=4 m64[0x200000]=5 m64[0x200008]=6",
      "rax=5 rdx=6 zf=0"},
+    // cmpxchg8b writes edx:eax (zero-extending) only on a mismatch.
+    {"lock cmpxchg8b qword ptr [rdi]", "rdi=0x200000 rax=0xffffffff00000001 rdx=0xffffffff00000002 rbx=3 rcx=4 "
+     "m64[0x200000]=0x0000000200000001", "m64[0x200000]=0x0000000400000003 zf=1 rax=0xffffffff00000001 "
+     "rdx=0xffffffff00000002", Oracle::Native},
+    {"cmpxchg8b qword ptr [rdi]", "rdi=0x200004 rax=0xffffffff00000001 rdx=0xffffffff00000002 rbx=3 rcx=4 "
+     "m64[0x200004]=0x0000000600000005", "m64[0x200004]=0x0000000600000005 zf=0 rax=5 rdx=6", Oracle::Native},
     {"lock inc dword ptr [rbx]", "rbx=0x200000 m32[0x200000]=0x7fffffff cf=1", "m32[0x200000]=0x80000000 of=1 cf=1"},
     {"lock not byte ptr [rbx]", "rbx=0x200000 m8[0x200000]=0x0f", "m8[0x200000]=0xf0"},
     // Unicorn computes SF (and more) of a locked neg from the wrong value.
@@ -418,6 +431,67 @@ constexpr Case kSseCases[] = {
      "rax=3 mxcsr=0x5f80"},
     {"stmxcsr dword ptr [rbx]", "rbx=0x200000", "m32[0x200000]=0x1f80"},
     {"roundsd xmm0, xmm1, 1", "xmm1=0xc006000000000000", "xmm0=0xc008000000000000"},
+    // SSE3
+    {"movddup xmm0, xmm1", "xmm1=0xaaaaaaaaaaaaaaaa1122334455667788", "xmm0=0x11223344556677881122334455667788"},
+    {"movddup xmm0, qword ptr [rbx]", "rbx=0x200008 m64[0x200008]=0x0102030405060708",
+     "xmm0=0x01020304050607080102030405060708"},
+    {"movshdup xmm0, xmm1", "xmm1=0x33333333222222221111111100000000", "xmm0=0x33333333333333331111111111111111"},
+    {"movsldup xmm0, xmm1", "xmm1=0x33333333222222221111111100000000", "xmm0=0x22222222222222220000000000000000"},
+    // f32: 1.0 0x3f800000, 2.0 0x40000000, 3.0 0x40400000, 4.0 0x40800000, 5.0 0x40a00000, 7.0 0x40e00000
+    {"haddps xmm0, xmm1", "xmm0=0x4080000040400000400000003f800000 xmm1=0x3f8000003f80000040a0000040000000",
+     "xmm0=0x4000000040e0000040e0000040400000"},
+    {"hsubps xmm0, xmm1", "xmm0=0x4080000040400000400000003f800000 xmm1=0x3f8000003f80000040a0000040000000",
+     "xmm0=0x00000000c0400000bf800000bf800000"},
+    // f64: 1.0 0x3ff0000000000000, 2.0 0x4000000000000000, 3.0 0x4008000000000000, -1.0 0xbff0000000000000
+    {"haddpd xmm0, xmm1", "xmm0=0x40000000000000003ff0000000000000 xmm1=0x3ff00000000000003ff0000000000000",
+     "xmm0=0x40000000000000004008000000000000"},
+    {"hsubpd xmm0, xmm1", "xmm0=0x40000000000000003ff0000000000000 xmm1=0x3ff00000000000004000000000000000",
+     "xmm0=0x3ff0000000000000bff0000000000000"},
+    {"addsubps xmm0, xmm1", "xmm0=0x40000000400000004000000040000000 xmm1=0x3f8000003f8000003f8000003f800000",
+     "xmm0=0x404000003f800000404000003f800000"},
+    {"addsubpd xmm0, xmm1", "xmm0=0x40000000000000004000000000000000 xmm1=0x3ff00000000000003ff0000000000000",
+     "xmm0=0x40080000000000003ff0000000000000"},
+    // SSSE3
+    {"phaddw xmm0, xmm1", "xmm0=0x00080007000600050004000300020001 xmm1=0x7fff0001ffff0001000100010010000f",
+     "xmm0=0x800000000002001f000f000b00070003"},
+    {"phaddsw xmm0, xmm1", "xmm0=0x0 xmm1=0x7fff0001800080000000000000000000", "xmm0=0x7fff8000000000000000000000000000"},
+    {"phsubd xmm0, xmm1", "xmm0=0x00000001000000050000000300000001 xmm1=0x0", "xmm0=0x000000000000000000000004fffffffe"},
+    {"phsubsw xmm0, xmm1", "xmm0=0x00000000000000000000000000018000 xmm1=0x0", "xmm0=0x00000000000000000000000000008000"},
+    {"psignb xmm0, xmm1", "xmm0=0x05050505 xmm1=0x7f0080ff", "xmm0=0x0500fbfb"},
+    {"psignw xmm0, xmm1", "xmm0=0x0001800000050005 xmm1=0x0001ffff0000ffff", "xmm0=0x000180000000fffb"},
+    {"psignd xmm0, xmm1", "xmm0=0x00000009800000000000000700000007 xmm1=0xffffffff00000000000000017fffffff",
+     "xmm0=0xfffffff7000000000000000700000007"},
+    {"pmaddubsw xmm0, xmm1", "xmm0=0xffff0203 xmm1=0x7f7f0480", "xmm0=0x7ffffe88"},
+    {"pmulhrsw xmm0, xmm1", "xmm0=0x800040007fff4000 xmm1=0x8000400080004000", "xmm0=0x8000200080012000"},
+    // SSE4.1
+    {"blendps xmm0, xmm1, 5", "xmm0=0x33333333222222221111111100000000 xmm1=0x77777777666666665555555544444444",
+     "xmm0=0x33333333666666661111111144444444"},
+    {"blendpd xmm0, xmm1, 2", "xmm0=0x11111111111111112222222222222222 xmm1=0x33333333333333334444444444444444",
+     "xmm0=0x33333333333333332222222222222222"},
+    {"pblendw xmm0, xmm1, 0x81", "xmm0=0x0 xmm1=0xffffffffffffffffffffffffffffffff", "xmm0=0xffff000000000000000000000000ffff"},
+    {"blendvps xmm1, xmm2, xmm0", "xmm0=0x80000000000000007fffffffffffffff xmm1=0x11111111111111111111111111111111 "
+     "xmm2=0x22222222222222222222222222222222", "xmm1=0x22222222111111111111111122222222"},
+    {"blendvpd xmm1, xmm2, xmm0", "xmm0=0x80000000000000000000000000000001 xmm1=0x11111111111111111111111111111111 "
+     "xmm2=0x22222222222222222222222222222222", "xmm1=0x22222222222222221111111111111111"},
+    {"pblendvb xmm1, xmm2, xmm0", "xmm0=0x8000000000000000000000000000ff7f xmm1=0x11111111111111111111111111111111 "
+     "xmm2=0x22222222222222222222222222222222", "xmm1=0x22111111111111111111111111112211"},
+    {"insertps xmm0, xmm1, 0x98", "xmm0=0x44444444333333332222222211111111 xmm1=0xddddddddccccccccbbbbbbbbaaaaaaaa",
+     "xmm0=0x0000000033333333cccccccc11111111"},
+    {"insertps xmm0, dword ptr [rbx], 0x30", "rbx=0x200000 m32[0x200000]=0x12345678 xmm0=0x0",
+     "xmm0=0x12345678000000000000000000000000"},
+    {"extractps eax, xmm1, 2", "rax=-1 xmm1=0xddddddddccccccccbbbbbbbbaaaaaaaa", "rax=0xcccccccc"},
+    {"extractps dword ptr [rbx], xmm1, 3", "rbx=0x200000 xmm1=0xddddddddccccccccbbbbbbbbaaaaaaaa",
+     "m32[0x200000]=0xdddddddd"},
+    // 1,2,3,4 . 1,1,1,1 with imm 0x71: products of lanes 0..2 = 6, written to lane 0.
+    {"dpps xmm0, xmm1, 0x71", "xmm0=0x4080000040400000400000003f800000 xmm1=0x3f8000003f8000003f8000003f800000",
+     "xmm0=0x00000000000000000000000040c00000"},
+    {"dppd xmm0, xmm1, 0x33", "xmm0=0x40000000000000003ff0000000000000 xmm1=0x40000000000000004000000000000000",
+     "xmm0=0x40180000000000004018000000000000"},
+    {"pmuldq xmm0, xmm1", "xmm0=0x12345678ffffffff00000000fffffffe xmm1=0x0000000000000003aaaaaaaa00000003",
+     "xmm0=0xfffffffffffffffdfffffffffffffffa"},
+    {"phminposuw xmm0, xmm1", "xmm1=0x00050003000700030009000800060004", "xmm0=0x00000000000000000000000000040003"},
+    {"mpsadbw xmm0, xmm1, 0", "xmm0=0x0f0e0d0c0b0a09080706050403020100 xmm1=0x00000000000000000000000001010101",
+     "xmm0=0x001e001a00160012000e000a00060004"},
     // Found by the differential test: with two NaN operands SSE returns the
     // first (destination) operand's NaN; Unicorn (QEMU's x87 rule) does not.
     {"addps xmm0, xmm1", "xmm0=0xfff00000 xmm1=0x7ff80000", "xmm0=0xfff00000", Oracle::Native},
@@ -439,13 +513,17 @@ TEST_CASE("x86 SSE alignment: misaligned m128 operands trap with #GP like the ha
       "movntdqa xmm4, xmmword ptr [rbx]", "paddd xmm0, xmmword ptr [rbx]", "addps xmm0, xmmword ptr [rbx]",
       "pxor xmm5, xmmword ptr [rbx]", "pshufd xmm0, xmmword ptr [rbx], 1", "ptest xmm0, xmmword ptr [rbx]",
       "pshufb xmm0, xmmword ptr [rbx]", "palignr xmm0, xmmword ptr [rbx], 3", "sqrtpd xmm0, xmmword ptr [rbx]",
-      "cvtdq2ps xmm0, xmmword ptr [rbx]", "cmpps xmm0, xmmword ptr [rbx], 1", "unpcklps xmm0, xmmword ptr [rbx]"};
+      "cvtdq2ps xmm0, xmmword ptr [rbx]", "cmpps xmm0, xmmword ptr [rbx], 1", "unpcklps xmm0, xmmword ptr [rbx]",
+      "haddps xmm0, xmmword ptr [rbx]", "pmaddubsw xmm0, xmmword ptr [rbx]", "blendvps xmm1, xmmword ptr [rbx], xmm0",
+      "dpps xmm0, xmmword ptr [rbx], 0xff", "movshdup xmm0, xmmword ptr [rbx]", "mpsadbw xmm0, xmmword ptr [rbx], 5",
+      "lock cmpxchg16b xmmword ptr [rbx]"};
   const char* kUnchecked[] = {
       "movups xmm0, xmmword ptr [rbx]", "movups xmmword ptr [rbx], xmm0", "movupd xmm0, xmmword ptr [rbx]",
       "movdqu xmm0, xmmword ptr [rbx]", "movdqu xmmword ptr [rbx], xmm0", "lddqu xmm0, xmmword ptr [rbx]",
       "addss xmm0, dword ptr [rbx]", "addsd xmm0, qword ptr [rbx]", "movq xmm0, qword ptr [rbx]",
       "movd xmm0, dword ptr [rbx]", "movhps xmm0, qword ptr [rbx]", "pmovzxbw xmm0, qword ptr [rbx]",
-      "cvtps2pd xmm0, qword ptr [rbx]", "movsd qword ptr [rbx], xmm0"};
+      "cvtps2pd xmm0, qword ptr [rbx]", "movsd qword ptr [rbx], xmm0", "movddup xmm0, qword ptr [rbx]",
+      "insertps xmm0, dword ptr [rbx], 0x10", "extractps dword ptr [rbx], xmm0, 1", "lock cmpxchg8b qword ptr [rbx]"};
   for (uint64_t addr : {uint64_t{0x200001}, uint64_t{0x200008}, uint64_t{0x20000f}, uint64_t{0x200010}}) {
     bool aligned = (addr & 15) == 0;
     for (const char* text : kChecked) {

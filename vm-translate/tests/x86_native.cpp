@@ -97,6 +97,9 @@ Outcome run_native(std::span<const uint8_t> code, Machine& m) {
     return out;
   }
   if (pid == 0) {
+    // A guest fault must kill the child with its signal: the test runner's
+    // crash handlers (inherited through fork) would report a crash instead.
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT}) signal(sig, SIG_DFL);
     alarm(5);
     auto map_private = [](uint64_t addr, size_t size, std::span<const uint8_t> bytes, uint8_t fill) {
       void* p = mmap(reinterpret_cast<void*>(addr), size, PROT_READ | PROT_WRITE,

@@ -1,4 +1,4 @@
-// Atomics: xadd, cmpxchg, cmpxchg16b (the lock-prefixed ALU, inc/dec/not
+// Atomics: xadd, cmpxchg, cmpxchg8b, cmpxchg16b (the lock-prefixed ALU, inc/dec/not
 // and bt* forms are lifted by their own classes through atomic_rmw; xchg
 // with memory is in the data-movement class). Memory forms use the IR's
 // atomic ops whether or not a lock prefix is present: without one the
@@ -48,27 +48,31 @@ LiftStatus lift_cmpxchg(Lifter& l, int) {
   return LiftStatus::Continue;
 }
 
-// cmpxchg16b m128: compare rdx:rax with the memory; equal: store rcx:rbx,
-// else load it into rdx:rax. The operand must be 16-byte aligned (#GP).
-LiftStatus lift_cmpxchg16b(Lifter& l, int) {
-  if (l.in.zi.operand_width != 64) return LiftStatus::Unsupported;  // cmpxchg8b: not in 64-bit code we support
+// cmpxchg8b m64 / cmpxchg16b m128 (aux = 32 / 64, the half width):
+// compare edx:eax / rdx:rax with the memory; equal: store ecx:ebx /
+// rcx:rbx, else load it into the pair. Only cmpxchg16b requires 16-byte
+// alignment (#GP). The pair is written only on a mismatch, so on success
+// cmpxchg8b leaves the upper halves of rax and rdx alone.
+LiftStatus lift_cmpxchg_pair(Lifter& l, int half_bits) {
+  Type half = half_bits == 64 ? Type::I64 : Type::I32;
+  Type whole = half_bits == 64 ? Type::I128 : Type::I64;
   Value addr = l.address(0);
+  if (half_bits == 64) l.b.trap_if(l.to_i1(l.b.and_(addr, l.c(Type::I64, 15))), ir::TrapReason::GeneralProtection);
   auto pair = [&](unsigned hi, unsigned lo) {
-    Value h = l.b.shl(l.b.zext(l.gpr(hi, Type::I64), Type::I128), l.c(Type::I128, 64));
-    return l.b.or_(h, l.b.zext(l.gpr(lo, Type::I64), Type::I128));
+    Value h = l.b.shl(l.b.zext(l.gpr(hi, half), whole), l.c(whole, half_bits));
+    return l.b.or_(h, l.b.zext(l.gpr(lo, half), whole));
   };
   Value expected = pair(2, 0);
   Value desired = pair(1, 3);
-  // Misalignment is a #GP; dividing by zero is the IR's only conditional
-  // trap, so a misaligned address is turned into an access of the highest
-  // byte address, which no user-mode mapping covers.
-  Value misaligned = l.to_i1(l.b.and_(addr, l.c(Type::I64, 15)));
-  addr = l.b.select(misaligned, l.c(Type::I64, ~uint64_t{0}), addr);
   Value old = l.b.atomic_cmpxchg(addr, expected, desired);
   Value eq = l.b.cmp(CmpPred::Eq, old, expected);
   l.set_flag(X86Reg::Zf, eq);
-  Value old_lo = l.b.trunc(old, Type::I64);
-  Value old_hi = l.b.trunc(l.b.lshr(old, l.c(Type::I128, 64)), Type::I64);
+  Value old_lo = l.b.trunc(old, half);
+  Value old_hi = l.b.trunc(l.b.lshr(old, l.c(whole, half_bits)), half);
+  if (half_bits == 32) {
+    old_lo = l.b.zext(old_lo, Type::I64);
+    old_hi = l.b.zext(old_hi, Type::I64);
+  }
   l.set_gpr(0, l.b.select(eq, l.gpr(0, Type::I64), old_lo));
   l.set_gpr(2, l.b.select(eq, l.gpr(2, Type::I64), old_hi));
   return LiftStatus::Continue;
@@ -77,7 +81,8 @@ LiftStatus lift_cmpxchg16b(Lifter& l, int) {
 constexpr LiftEntry kEntries[] = {
     {ZYDIS_MNEMONIC_XADD, InsnClass::Atomic, lift_xadd, 0, "r/m, r (memory forms atomic, with or without lock)"},
     {ZYDIS_MNEMONIC_CMPXCHG, InsnClass::Atomic, lift_cmpxchg, 0, "r/m, r (memory forms atomic)"},
-    {ZYDIS_MNEMONIC_CMPXCHG16B, InsnClass::Atomic, lift_cmpxchg16b, 0, "m128 (misaligned: faults)"},
+    {ZYDIS_MNEMONIC_CMPXCHG8B, InsnClass::Atomic, lift_cmpxchg_pair, 32, "m64 (edx:eax / ecx:ebx; rax, rdx kept on success)"},
+    {ZYDIS_MNEMONIC_CMPXCHG16B, InsnClass::Atomic, lift_cmpxchg_pair, 64, "m128 (misaligned: #GP, general_protection trap)"},
 };
 
 }  // namespace

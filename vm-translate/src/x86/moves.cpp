@@ -1,5 +1,5 @@
 // Data movement: mov and its extending forms, cmovcc, xchg, bswap, lea,
-// push/pop, the rax/rdx sign-extension family.
+// push/pop, enter/leave, xlat, the rax/rdx sign-extension family.
 #include "x86/lifter.hpp"
 
 namespace vm::translate::x86 {
@@ -104,6 +104,46 @@ LiftStatus lift_leave(Lifter& l, int) {
   return LiftStatus::Continue;
 }
 
+// enter size, level (64-bit operand size): push rbp; for a nesting level L
+// copy L-1 frame pointers from the enclosing frame and push the new one;
+// rbp := the new frame, rsp := below it minus `size`. The level is mod 32.
+LiftStatus lift_enter(Lifter& l, int) {
+  if (l.opsize() != 64) return LiftStatus::Unsupported;
+  uint64_t size = l.op(0).imm.value.u & 0xffff;
+  unsigned level = static_cast<unsigned>(l.op(1).imm.value.u & 31);
+  Value rbp = l.gpr(5, Type::I64);
+  Value frame = l.b.sub(l.gpr(4, Type::I64), l.c(Type::I64, 8));
+  l.b.store(frame, rbp);
+  Value top = frame;
+  if (level > 0) {
+    for (unsigned i = 1; i < level; ++i) {
+      Value v = l.b.load(Type::I64, l.b.sub(rbp, l.c(Type::I64, 8 * i)));
+      top = l.b.sub(top, l.c(Type::I64, 8));
+      l.b.store(top, v);
+    }
+    top = l.b.sub(top, l.c(Type::I64, 8));
+    l.b.store(top, frame);
+  }
+  l.set_gpr(5, frame);
+  l.set_gpr(4, l.b.sub(top, l.c(Type::I64, size)));
+  return LiftStatus::Continue;
+}
+
+// xlat: al := [rbx + zero-extended al]. Zydis reports the memory operand
+// as [rbx] (with the segment and address size); al is added here.
+LiftStatus lift_xlat(Lifter& l, int) {
+  for (int i = 0; i < l.in.zi.operand_count; ++i) {
+    if (!l.is_mem(i)) continue;
+    if (l.op(i).mem.index != ZYDIS_REGISTER_NONE) return LiftStatus::Unsupported;
+    Value addr = l.b.add(l.address(i), l.b.zext(l.gpr(0, Type::I8), Type::I64));
+    bool seg_base = l.op(i).mem.segment == ZYDIS_REGISTER_FS || l.op(i).mem.segment == ZYDIS_REGISTER_GS;
+    if (l.in.zi.address_width == 32 && !seg_base) addr = l.b.zext(l.b.trunc(addr, Type::I32), Type::I64);
+    l.set_reg(ZYDIS_REGISTER_AL, l.b.load(Type::I8, addr));
+    return LiftStatus::Continue;
+  }
+  return LiftStatus::Unsupported;
+}
+
 // cbw/cwde/cdqe: sign-extend the low half of the accumulator into all of it.
 LiftStatus lift_widen_acc(Lifter& l, int) {
   uint32_t w = l.opsize();
@@ -138,6 +178,8 @@ constexpr LiftEntry kEntries[] = {
     {ZYDIS_MNEMONIC_PUSH, InsnClass::Move, lift_push, 0, "r/m16/64, imm8/16/32"},
     {ZYDIS_MNEMONIC_POP, InsnClass::Move, lift_pop, 0, "r/m16/64 (pop rsp and rsp-based memory per SDM)"},
     {ZYDIS_MNEMONIC_LEAVE, InsnClass::Move, lift_leave, 0, "rsp := rbp; pop rbp (16-bit form: bp)"},
+    {ZYDIS_MNEMONIC_ENTER, InsnClass::Move, lift_enter, 0, "imm16, imm8 (any nesting level; 16-bit form unsupported)"},
+    {ZYDIS_MNEMONIC_XLAT, InsnClass::Move, lift_xlat, 0, "al := [rbx + al] (segment override, address size)"},
     {ZYDIS_MNEMONIC_CBW, InsnClass::Move, lift_widen_acc, 0, "al -> ax"},
     {ZYDIS_MNEMONIC_CWDE, InsnClass::Move, lift_widen_acc, 0, "ax -> eax"},
     {ZYDIS_MNEMONIC_CDQE, InsnClass::Move, lift_widen_acc, 0, "eax -> rax"},

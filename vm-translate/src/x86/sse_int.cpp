@@ -4,8 +4,8 @@
 //
 // Most rows are table-driven: a packed row names the vm-ir op and lane type
 // (paddw = add.i16x8); shuffles become vshuffle with a byte mask computed
-// from the immediate. Alignment checks of movaps/movdqa and friends are not
-// modelled (misaligned accesses succeed). MMX-register forms are not supported.
+// from the immediate. The 16-byte alignment rule of m128 operands is checked
+// centrally (Lifter::address). MMX-register forms are not supported.
 #include <algorithm>
 #include <array>
 
