@@ -4,10 +4,10 @@
 // set the x86 frontend lifts (docs/x86-coverage.md), so guest libraries that
 // dispatch on cpuid (glibc's ifuncs, musl, compiler runtimes) pick code
 // paths we support: the x86-64 baseline (CMOV, CX8, FXSR, SSE, SSE2,
-// SYSCALL, NX, LM), CX16, POPCNT, LZCNT and LAHF/SAHF in 64-bit mode. It
-// does not advertise x87-dependent extensions beyond the architectural FPU
-// bit, MMX, SSE3 and later SIMD, AVX, XSAVE/OSXSAVE (so xgetbv is not
-// used), BMI, or ERMS. Unknown leaves read as zero.
+// SYSCALL, NX, LM), SSE3, SSSE3, SSE4.1, CX16, POPCNT, LZCNT and LAHF/SAHF
+// in 64-bit mode. It does not advertise x87-dependent extensions beyond the
+// architectural FPU bit, MMX, SSE4.2 and later SIMD, AVX, XSAVE/OSXSAVE (so
+// xgetbv is not used), BMI, or ERMS. Unknown leaves read as zero.
 #include <x86intrin.h>
 
 #include "vm/ir/interpreter.hpp"
@@ -25,7 +25,8 @@ constexpr uint32_t bit(unsigned n) { return 1u << n; }
 // Leaf 1 feature bits.
 constexpr uint32_t kLeaf1Edx = bit(0) /*fpu*/ | bit(4) /*tsc*/ | bit(8) /*cx8*/ | bit(15) /*cmov*/ |
                                bit(24) /*fxsr*/ | bit(25) /*sse*/ | bit(26) /*sse2*/;
-constexpr uint32_t kLeaf1Ecx = bit(13) /*cx16*/ | bit(23) /*popcnt*/;
+constexpr uint32_t kLeaf1Ecx = bit(0) /*sse3*/ | bit(9) /*ssse3*/ | bit(13) /*cx16*/ | bit(19) /*sse4.1*/ |
+                               bit(23) /*popcnt*/;
 // Leaf 0x80000001.
 constexpr uint32_t kExtEdx = bit(11) /*syscall*/ | bit(20) /*nx*/ | bit(29) /*lm*/;
 constexpr uint32_t kExtEcx = bit(0) /*lahf_lm*/ | bit(5) /*abm: lzcnt*/;

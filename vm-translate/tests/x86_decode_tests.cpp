@@ -182,6 +182,9 @@ TEST_CASE("cpuid reports the modelled CPU") {
   CHECK((edx >> 25 & 1) == 1);  // SSE
   CHECK((edx >> 26 & 1) == 1);  // SSE2
   CHECK((ecx >> 23 & 1) == 1);  // POPCNT (lifted)
+  CHECK((ecx >> 0 & 1) == 1);   // SSE3, SSSE3, SSE4.1: lifted and differentially tested
+  CHECK((ecx >> 9 & 1) == 1);
+  CHECK((ecx >> 19 & 1) == 1);
   CHECK((ecx >> 28 & 1) == 0);  // no AVX
   CHECK((ecx >> 27 & 1) == 0);  // no OSXSAVE, so xgetbv is not used
   CHECK((ecx >> 20 & 1) == 0);  // no SSE4.2
