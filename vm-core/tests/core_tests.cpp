@@ -44,7 +44,7 @@ TEST_CASE("Error carries code, message and address") {
 }
 
 TEST_CASE("X86State table is consistent with the struct") {
-  CHECK(kNumX86Regs == 16 + 1 + 7 + 2 + 16 + 2);
+  CHECK(kNumX86Regs == 16 + 1 + 7 + 2 + 16 + 2 + 2 + 8);
   CHECK(reg_info(X86Reg::Rax).offset == 0);
   CHECK(reg_info(X86Reg::R15).offset == 15 * 8);
   CHECK(reg_info(X86Reg::Rip).offset == offsetof(X86State, rip));

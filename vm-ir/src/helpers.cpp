@@ -11,6 +11,7 @@
 #include <x86intrin.h>
 
 #include "vm/ir/interpreter.hpp"
+#include "vm/ir/x87.hpp"
 
 namespace vm::ir {
 namespace {
@@ -78,6 +79,7 @@ const HelperTable& HelperTable::defaults() {
     t.fns[static_cast<size_t>(Helper::Rdtsc)] = helper_rdtsc;
     t.fns[static_cast<size_t>(Helper::Rdtscp)] = helper_rdtscp;
     t.fns[static_cast<size_t>(Helper::Xgetbv)] = helper_xgetbv;
+    t.fns[static_cast<size_t>(Helper::X87)] = x87_helper;
     return t;
   }();
   return table;

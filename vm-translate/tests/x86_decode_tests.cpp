@@ -59,7 +59,7 @@ TEST_CASE("an unsupported instruction lifts to Trap(unsupported) naming mnemonic
     const char* mnemonic;
     const char* note;
   };
-  const Row rows[] = {{"fld st(1)", "fld", "x87"},
+  const Row rows[] = {{"fnsave [rsp]", "fnsave", "x87"},
                       {"vaddps ymm0, ymm1, ymm2", "vaddps", "VEX"},
                       {"mov ds, ax", "mov", ""},
                       {"paddb mm0, mm1", "paddb", ""}};

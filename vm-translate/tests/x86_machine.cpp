@@ -102,7 +102,6 @@ std::string compare(const Machine& a, const Machine& b, uint32_t flag_mask_out, 
   std::string diff;
   for (const core::RegInfo& ri : core::kX86Regs) {
     if (ri.kind == core::RegKind::V128 && !compare_xmm) continue;
-    if (ri.id == core::X86Reg::FpuCw) continue;  // x87 is not modelled
     if (ri.id == core::X86Reg::Mxcsr) {
       // The sticky exception flags (bits 0..5) are not modelled by vm-ir.
       if ((a.regs.mxcsr & ~0x3fu) != (b.regs.mxcsr & ~0x3fu))

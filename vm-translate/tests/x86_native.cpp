@@ -23,7 +23,9 @@ constexpr uint64_t kTrampoline = 0x1100000;
 constexpr uint64_t kIo = 0x1200000;        // shared page: state in / out
 constexpr uint64_t kScratchStack = 0x1300000;
 // Layout of the shared page.
-constexpr uint64_t kGprOff = 0, kRflagsOff = 128, kRipOff = 136, kMxcsrOff = 144, kXmmOff = 256;
+constexpr uint64_t kGprOff = 0, kRflagsOff = 128, kRipOff = 136, kMxcsrOff = 144, kXmmOff = 256, kFxOff = 1024;
+// In the FXSAVE image at kFxOff: control, status, abridged tag, MXCSR, st(0).
+constexpr size_t kFxFcw = 0, kFxFsw = 2, kFxFtw = 4, kFxMxcsr = 24, kFxSt0 = 32;
 
 struct SharedRegion {
   int fd = -1;
@@ -46,8 +48,9 @@ struct SharedRegion {
 };
 
 std::string prologue_text() {
-  std::string s = fmt::format("mov rsp, {:#x}\npush qword ptr [{:#x}]\npopfq\nldmxcsr dword ptr [{:#x}]\n",
-                              kScratchStack + 0x1000, kIo + kRflagsOff, kIo + kMxcsrOff);
+  // The x87 state comes in as an FXSAVE image; xmm and MXCSR are loaded after it.
+  std::string s = fmt::format("mov rsp, {:#x}\nfxrstor [{:#x}]\npush qword ptr [{:#x}]\npopfq\nldmxcsr dword ptr [{:#x}]\n",
+                              kScratchStack + 0x1000, kIo + kFxOff, kIo + kRflagsOff, kIo + kMxcsrOff);
   for (int i = 0; i < 16; ++i) s += fmt::format("movdqu xmm{}, xmmword ptr [{:#x}]\n", i, kIo + kXmmOff + 16 * i);
   static const char* kNames[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
@@ -63,6 +66,7 @@ std::string epilogue_text() {
   for (int i = 0; i < 16; ++i) s += fmt::format("mov qword ptr [{:#x}], {}\n", kIo + kGprOff + 8 * i, kNames[i]);
   s += fmt::format("mov rsp, {:#x}\npushfq\npop rax\nmov qword ptr [{:#x}], rax\n", kScratchStack + 0x1000, kIo + kRflagsOff);
   for (int i = 0; i < 16; ++i) s += fmt::format("movdqu xmmword ptr [{:#x}], xmm{}\n", kIo + kXmmOff + 16 * i, i);
+  s += fmt::format("fxsave [{:#x}]\n", kIo + kFxOff);
   s += fmt::format("stmxcsr dword ptr [{:#x}]\nmov eax, 231\nxor edi, edi\nsyscall\n", kIo + kMxcsrOff);
   return s;
 }
@@ -90,6 +94,13 @@ Outcome run_native(std::span<const uint8_t> code, Machine& m) {
   std::memcpy(io.host + kRipOff, &m.regs.rip, 8);
   std::memcpy(io.host + kMxcsrOff, &m.regs.mxcsr, 4);
   std::memcpy(io.host + kXmmOff, m.regs.xmm, 256);
+  uint8_t* fx = io.host + kFxOff;
+  std::memcpy(fx + kFxFcw, &m.regs.fpu_cw, 2);
+  std::memcpy(fx + kFxFsw, &m.regs.fpu_sw, 2);
+  fx[kFxFtw] = static_cast<uint8_t>(m.regs.fpu_tag);
+  std::memcpy(fx + kFxMxcsr, &m.regs.mxcsr, 4);
+  const unsigned top_in = (m.regs.fpu_sw >> 11) & 7;
+  for (unsigned i = 0; i < 8; ++i) std::memcpy(fx + kFxSt0 + 16 * i, &m.regs.fpr[(top_in + i) & 7], 10);
 
   pid_t pid = fork();
   if (pid < 0) {
@@ -142,6 +153,17 @@ Outcome run_native(std::span<const uint8_t> code, Machine& m) {
   core::set_rflags(m.regs, rflags);
   std::memcpy(&m.regs.mxcsr, io.host + kMxcsrOff, 4);
   std::memcpy(m.regs.xmm, io.host + kXmmOff, 256);
+  std::memcpy(&m.regs.fpu_cw, fx + kFxFcw, 2);
+  std::memcpy(&m.regs.fpu_sw, fx + kFxFsw, 2);
+  m.regs.fpu_tag = fx[kFxFtw];
+  const unsigned top_out = (m.regs.fpu_sw >> 11) & 7;
+  for (unsigned i = 0; i < 8; ++i) {
+    core::Xmm& r = m.regs.fpr[(top_out + i) & 7];
+    std::memcpy(&r.lo, fx + kFxSt0 + 16 * i, 8);
+    uint16_t hi = 0;
+    std::memcpy(&hi, fx + kFxSt0 + 16 * i + 8, 2);
+    r.hi = hi;
+  }
   std::memcpy(m.data.data(), data.host, kDataSize);
   std::memcpy(m.stack.data(), stack.host, kStackSize);
   m.regs.rip = kCodeBase + code.size();

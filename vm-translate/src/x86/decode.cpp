@@ -53,7 +53,7 @@ std::string hex_bytes(std::span<const uint8_t> bytes) {
 std::string unsupported_message(const ZydisDecodedInstruction& zi, uint64_t pc) {
   std::string msg = fmt::format("unsupported instruction '{}' at {:#x}", ZydisMnemonicGetString(zi.mnemonic), pc);
   if (zi.meta.isa_set == ZYDIS_ISA_SET_X87 || zi.meta.category == ZYDIS_CATEGORY_X87_ALU)
-    msg += " (x87 is not supported)";
+    msg += " (this x87 instruction is not supported)";
   else if (zi.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
     msg += " (VEX/EVEX/XOP encodings are not supported)";
   else
@@ -69,7 +69,7 @@ bool operands_supported(const DecodedInsn& insn) {
     if (insn.ops[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
     switch (ZydisRegisterGetClass(insn.ops[i].reg.value)) {
       case ZYDIS_REGCLASS_GPR8: case ZYDIS_REGCLASS_GPR16: case ZYDIS_REGCLASS_GPR32: case ZYDIS_REGCLASS_GPR64:
-      case ZYDIS_REGCLASS_XMM: case ZYDIS_REGCLASS_SEGMENT: break;
+      case ZYDIS_REGCLASS_XMM: case ZYDIS_REGCLASS_SEGMENT: case ZYDIS_REGCLASS_X87: break;
       default: return false;
     }
   }

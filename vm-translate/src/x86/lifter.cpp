@@ -23,6 +23,7 @@ std::string_view insn_class_name(InsnClass c) {
     case InsnClass::Sse: return "SSE integer and data movement (SSE2, SSSE3 and SSE4.1 subsets)";
     case InsnClass::SseFloat: return "SSE floating point and MXCSR";
     case InsnClass::SseExt: return "SSE3, SSSE3 and SSE4.1 additions";
+    case InsnClass::X87: return "x87 floating point";
   }
   return "?";
 }
@@ -43,6 +44,7 @@ std::span<const LiftEntry> class_entries(InsnClass c) {
     case InsnClass::Sse: return sse_entries();
     case InsnClass::SseFloat: return sse_float_entries();
     case InsnClass::SseExt: return sse_ext_entries();
+    case InsnClass::X87: return x87_entries();
   }
   return {};
 }
@@ -51,7 +53,7 @@ struct Tables {
   std::vector<const LiftEntry*> all;
   std::array<const LiftEntry*, ZYDIS_MNEMONIC_MAX_VALUE + 1> by_mnemonic{};
   Tables() {
-    for (int k = 0; k <= static_cast<int>(InsnClass::SseExt); ++k) {
+    for (int k = 0; k <= static_cast<int>(InsnClass::X87); ++k) {
       for (const LiftEntry& e : class_entries(static_cast<InsnClass>(k))) {
         VM_ASSERT(by_mnemonic[e.mnemonic] == nullptr, "mnemonic listed twice in the lifter tables");
         by_mnemonic[e.mnemonic] = &e;

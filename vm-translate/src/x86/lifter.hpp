@@ -39,7 +39,7 @@ enum class LiftStatus {
 };
 
 // Instruction classes, one source file each; also the sections of docs/x86-coverage.md.
-enum class InsnClass : uint8_t { Move, Arith, Shift, BitOps, Flags, Control, String, Atomic, System, Sse, SseFloat, SseExt };
+enum class InsnClass : uint8_t { Move, Arith, Shift, BitOps, Flags, Control, String, Atomic, System, Sse, SseFloat, SseExt, X87 };
 std::string_view insn_class_name(InsnClass c);
 
 class Lifter;
@@ -68,6 +68,7 @@ std::span<const LiftEntry> system_entries();
 std::span<const LiftEntry> sse_entries();
 std::span<const LiftEntry> sse_float_entries();
 std::span<const LiftEntry> sse_ext_entries();
+std::span<const LiftEntry> x87_entries();
 
 // Every entry of every class, and the lookup by mnemonic (nullptr: unsupported).
 std::span<const LiftEntry* const> all_entries();

@@ -81,7 +81,17 @@ struct Xmm {
   X(Xmm14, "xmm14", V128, xmm[14])      \
   X(Xmm15, "xmm15", V128, xmm[15])      \
   X(Mxcsr, "mxcsr", I32, mxcsr)         \
-  X(FpuCw, "fpu_cw", I16, fpu_cw)
+  X(FpuCw, "fpu_cw", I16, fpu_cw)       \
+  X(FpuSw, "fpu_sw", I16, fpu_sw)       \
+  X(FpuTag, "fpu_tag", I16, fpu_tag)    \
+  X(Fpr0, "fpr0", V128, fpr[0])         \
+  X(Fpr1, "fpr1", V128, fpr[1])         \
+  X(Fpr2, "fpr2", V128, fpr[2])         \
+  X(Fpr3, "fpr3", V128, fpr[3])         \
+  X(Fpr4, "fpr4", V128, fpr[4])         \
+  X(Fpr5, "fpr5", V128, fpr[5])         \
+  X(Fpr6, "fpr6", V128, fpr[6])         \
+  X(Fpr7, "fpr7", V128, fpr[7])
 
 enum class X86Reg : uint16_t {
 #define VM_X86_ENUM(id, name, kind, member) id,
@@ -97,6 +107,12 @@ inline constexpr uint32_t kDefaultMxcsr = 0x1f80;   // all exceptions masked, ro
 inline constexpr uint16_t kDefaultFpuCw = 0x037f;   // x87 power-on control word
 inline constexpr uint64_t kDefaultRflags = 0x202;   // IF set, reserved bit 1 set
 
+// x87: fpu_sw is the architectural status word (TOP in bits 11..13, so
+// ST(i) is fpr[(TOP + i) & 7]); fpu_tag is the abridged tag of FXSAVE (bit
+// i set: physical register i holds a value); fpr[i] is physical register i
+// as an 80-bit extended value in the low 10 bytes of a 16-byte slot (the
+// rest zero). Only the x87 runtime helper (vm-ir x87.hpp) interprets them.
+//
 // The guest CPU state. Plain data: the JIT accesses it by offset, the
 // interpreter by member. Layout is fixed by the table above and asserted below.
 struct alignas(16) X86State {
@@ -108,9 +124,12 @@ struct alignas(16) X86State {
   uint8_t reserved0_ = 0;
   uint32_t mxcsr = kDefaultMxcsr;
   uint16_t fpu_cw = kDefaultFpuCw;
+  uint16_t fpu_sw = 0;
+  uint16_t fpu_tag = 0;
   uint16_t reserved1_ = 0;
-  uint64_t reserved2_ = 0;
+  uint32_t reserved2_ = 0;
   Xmm xmm[16] = {};
+  Xmm fpr[8] = {};
 
   friend bool operator==(const X86State&, const X86State&) = default;
 };
@@ -140,6 +159,7 @@ constexpr std::optional<X86Reg> find_reg(std::string_view name) {
 
 constexpr X86Reg gpr(unsigned n) { return static_cast<X86Reg>(static_cast<unsigned>(X86Reg::Rax) + n); }
 constexpr X86Reg xmm_reg(unsigned n) { return static_cast<X86Reg>(static_cast<unsigned>(X86Reg::Xmm0) + n); }
+constexpr X86Reg fpr_reg(unsigned n) { return static_cast<X86Reg>(static_cast<unsigned>(X86Reg::Fpr0) + n); }
 
 // Raw byte view of one register inside a state (for generic consumers).
 inline uint8_t* reg_ptr(X86State& s, X86Reg r) { return reinterpret_cast<uint8_t*>(&s) + reg_info(r).offset; }
@@ -169,7 +189,8 @@ constexpr void set_rflags(X86State& s, uint64_t v) {
   s.of = (v >> kFlagBitOf) & 1;
 }
 
-static_assert(sizeof(X86State) == 16 * 8 + 3 * 8 + 8 + 4 + 2 + 2 + 8 + 16 * 16, "X86State layout changed");
+static_assert(sizeof(X86State) == 16 * 8 + 3 * 8 + 8 + 4 + 3 * 2 + 2 + 4 + 16 * 16 + 8 * 16, "X86State layout changed");
+static_assert(offsetof(X86State, fpr) % 16 == 0);
 static_assert(offsetof(X86State, xmm) % 16 == 0);
 
 }  // namespace vm::core

@@ -211,7 +211,8 @@ inline constexpr uint32_t kNumOpcodes = 0
   X(Cpuid, "cpuid", 0, false)        \
   X(Rdtsc, "rdtsc", 0, true)         \
   X(Rdtscp, "rdtscp", 0, true)       \
-  X(Xgetbv, "xgetbv", 1, true)
+  X(Xgetbv, "xgetbv", 1, true)       \
+  X(X87, "x87", 3, true)
 
 enum class Helper : uint8_t {
 #define VM_IR_HELPER_ENUM(e, text, n, ret) e,
