@@ -81,8 +81,8 @@ LiftStatus lift_cmpxchg_pair(Lifter& l, int half_bits) {
 constexpr LiftEntry kEntries[] = {
     {ZYDIS_MNEMONIC_XADD, InsnClass::Atomic, lift_xadd, 0, "r/m, r (memory forms atomic, with or without lock)"},
     {ZYDIS_MNEMONIC_CMPXCHG, InsnClass::Atomic, lift_cmpxchg, 0, "r/m, r (memory forms atomic)"},
-    {ZYDIS_MNEMONIC_CMPXCHG8B, InsnClass::Atomic, lift_cmpxchg_pair, 32, "m64 (edx:eax / ecx:ebx; rax, rdx kept on success)"},
-    {ZYDIS_MNEMONIC_CMPXCHG16B, InsnClass::Atomic, lift_cmpxchg_pair, 64, "m128 (misaligned: #GP, general_protection trap)"},
+    {ZYDIS_MNEMONIC_CMPXCHG8B, InsnClass::Atomic, lift_cmpxchg_pair, 32, "m64 (edx:eax / ecx:ebx; rax, rdx kept on success; ZF only, other flags unchanged)"},
+    {ZYDIS_MNEMONIC_CMPXCHG16B, InsnClass::Atomic, lift_cmpxchg_pair, 64, "m128 (misaligned: #GP, general_protection trap; ZF only, other flags unchanged)"},
 };
 
 }  // namespace
