@@ -1,6 +1,9 @@
 // GuestMemoryBridge (softmmu slow paths over a core::GuestMemory) and the
 // block-at-a-time JIT execution loop.
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
 #include <unordered_map>
 
 #include "vm/engine/jit.hpp"
@@ -96,19 +99,67 @@ std::string fault_message(core::GuestMemory& memory, const translate::MemoryCont
   return fmt::format("{} fault", core::access_name(access));
 }
 
+// Creating an LLJIT and its target machines costs several times a small
+// block's compile, and run_jit is called many times per process (the
+// differential tests; a syscall exit returns to the caller). Idle compilers
+// are kept for the next call with their code freed. The pool is never
+// destroyed, so no LLVM object outlives LLVM's own statics at exit.
+struct CompilerLease {
+  std::unique_ptr<JITCompiler> jit;
+  std::vector<CompiledBlock> units;
+
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::vector<std::unique_ptr<JITCompiler>>& idle() {
+    static auto* pool = new std::vector<std::unique_ptr<JITCompiler>>();
+    return *pool;
+  }
+  static core::Result<CompilerLease> take() {
+    CompilerLease lease;
+    {
+      std::lock_guard lock(mutex());
+      if (!idle().empty()) {
+        lease.jit = std::move(idle().back());
+        idle().pop_back();
+        return lease;
+      }
+    }
+    JitOptions jo;
+    jo.memory = translate::MemoryStrategy::SoftMmu;
+    auto jit = JITCompiler::create(jo);
+    if (!jit) return std::unexpected(jit.error());
+    lease.jit = std::move(*jit);
+    return lease;
+  }
+
+  CompilerLease() = default;
+  CompilerLease(CompilerLease&&) = default;
+  CompilerLease& operator=(CompilerLease&&) = delete;
+  ~CompilerLease() {
+    if (!jit) return;
+    bool clean = true;
+    for (const auto& u : units) clean = jit->release(u).has_value() && clean;
+    // A compiler that could not free its code is dropped rather than reused.
+    if (!clean) return;
+    std::lock_guard lock(mutex());
+    idle().push_back(std::move(jit));
+  }
+};
+
 }  // namespace
 
 JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
                      const BlockSource& source, Tier tier, const ir::HelperTable& helpers) {
   JitRunResult res;
-  JitOptions jo;
-  jo.memory = translate::MemoryStrategy::SoftMmu;
-  auto jit = JITCompiler::create(jo);
-  if (!jit) {
+  auto lease = CompilerLease::take();
+  if (!lease) {
     res.reason = JitRunResult::Reason::Error;
-    res.message = jit.error().to_string();
+    res.message = lease.error().to_string();
     return res;
   }
+  JITCompiler& jit = *lease->jit;
   GuestMemoryBridge bridge(memory, helpers);
   // The trap terminator's message is kept with the code so traps read as the interpreter's do.
   struct Entry {
@@ -136,12 +187,13 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
         res.message = blk.error().message;
         return res;
       }
-      auto compiled = (*jit)->compile(*blk, tier);
+      auto compiled = jit.compile(*blk, tier);
       if (!compiled) {
         res.reason = JitRunResult::Reason::Error;
         res.message = compiled.error().to_string();
         return res;
       }
+      lease->units.push_back(*compiled);
       ++res.blocks_compiled;
       ir::Terminator term;
       if (blk->term.kind == ir::TermKind::Trap) term = blk->term;
