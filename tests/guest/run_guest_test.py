@@ -33,7 +33,11 @@ def main():
     o = ap.parse_args()
 
     n_out, n_err, n_status = run([o.program] + o.args, o.timeout)
-    v_out, v_err, v_status = run([o.vm, "run", "--engine", o.engine, "--mmu", o.mmu, o.program] + o.args, o.timeout)
+    # "<engine>-verify" runs that engine under --verify-jit (co-simulation with the interpreter).
+    engine = o.engine.removesuffix("-verify")
+    extra = ["--verify-jit"] if engine != o.engine else []
+    v_out, v_err, v_status = run([o.vm, "run", "--engine", engine, "--mmu", o.mmu] + extra + [o.program] + o.args,
+                                 o.timeout)
 
     ok = True
     if n_out != v_out:

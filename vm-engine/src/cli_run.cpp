@@ -19,6 +19,8 @@ struct RunArgs {
   uint32_t hot_threshold = EngineConfig{}.hot_threshold;
   uint32_t opt_threshold = EngineConfig{}.opt_threshold;
   bool no_chain = false;
+  bool perf_map = false;
+  bool verify_jit = false;
   std::string dump;
   std::vector<std::string> program;  // PROGRAM ARGS...
   CLI::App* cmd = nullptr;
@@ -45,6 +47,10 @@ void add_run_command(CLI::App& app) {
                     "tiered: entries of a block's fast code before it is recompiled as an optimised region (0: never)")
       ->check(CLI::Range(0u, 1u << 30));
   a.cmd->add_flag("--no-chain", a.no_chain, "jit/tiered: every compiled block returns to the dispatcher (no chaining)");
+  a.cmd->add_flag("--perf-map", a.perf_map, "jit/tiered: list compiled blocks in /tmp/perf-<pid>.map for perf report");
+  a.cmd->add_flag("--verify-jit", a.verify_jit,
+                  "jit/tiered: also run every compiled block in the interpreter on a copy of the state and stop at the "
+                  "first difference (exit status 70); no chaining, slow - a debugging aid");
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
   a.cmd->add_option("--dump", a.dump, "Dump translation stages (ir,opt,llvm,asm) to a directory (not available yet: use vm lift and docs/jit.md)")
@@ -76,6 +82,8 @@ int run_execute(char** envp) {
   opts.engine.hot_threshold = a.hot_threshold;
   opts.engine.opt_threshold = a.opt_threshold;
   opts.engine.chain = !a.no_chain;
+  opts.engine.perf_map = a.perf_map;
+  opts.engine.verify_jit = a.verify_jit;
   std::vector<std::string> env;
   for (char** e = envp; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
   auto status = linux::run_program(rest[0], rest, env, opts);

@@ -1,7 +1,15 @@
 #include "vm/engine/execution_engine.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "vm/core/log.hpp"
 #include "vm/ir/passes.hpp"
@@ -18,8 +26,150 @@ const char* engine_kind_name(EngineKind k) {
   return "?";
 }
 
+// The background compiler of Tier::Optimized regions: its own JITCompiler
+// (own LLJIT and TargetMachine, so it never waits for the engine's) and one
+// thread. Jobs carry copies of the blocks' IR; results are collected and
+// checked against the current translations by the engine thread.
+class ExecutionEngine::Background {
+public:
+  explicit Background(std::unique_ptr<JITCompiler> jit) : jit_(std::move(jit)), thread_([this] { loop(); }) {}
+  ~Background() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    for (RegionJob& j : done_)
+      if (j.result && *j.result) (void)jit_->release(**j.result);
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  JITCompiler& jit() { return *jit_; }
+  void submit(RegionJob job) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  [[nodiscard]] bool has_results() const { return ready_.load(std::memory_order_acquire); }
+  std::vector<RegionJob> collect() {
+    std::lock_guard lock(mutex_);
+    ready_.store(false, std::memory_order_relaxed);
+    return std::exchange(done_, {});
+  }
+
+private:
+  void loop() {
+    for (;;) {
+      RegionJob job;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job.result = jit_->compile_region(job.irs, Tier::Optimized);
+      job.irs.clear();
+      std::lock_guard lock(mutex_);
+      done_.push_back(std::move(job));
+      ready_.store(true, std::memory_order_release);
+    }
+  }
+
+  std::unique_ptr<JITCompiler> jit_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<RegionJob> queue_;
+  std::vector<RegionJob> done_;
+  std::atomic<bool> ready_{false};
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// --verify-jit: the interpreter's run of a block over an overlay of guest
+// memory (reads see the block's own earlier writes, nothing reaches the
+// address space), then a field-by-field comparison with the compiled run.
+class ExecutionEngine::Verifier final : public core::GuestMemory {
+public:
+  Verifier(mem::AddressSpace& space, const ir::HelperTable& helpers) : space_(&space), interp_(*this, helpers) {}
+
+  core::Result<void> read(core::GuestAddr addr, std::span<uint8_t> out) override {
+    if (auto r = space_->read(addr, out); !r) return r;
+    for (size_t i = 0; i < out.size(); ++i)
+      if (auto it = written_.find(addr.value() + i); it != written_.end()) out[i] = it->second;
+    return {};
+  }
+  core::Result<void> fetch(core::GuestAddr addr, std::span<uint8_t> out) override { return space_->fetch(addr, out); }
+  core::Result<void> write(core::GuestAddr addr, std::span<const uint8_t> data) override {
+    for (size_t done = 0; done < data.size();) {  // every page first: a faulting write changes nothing
+      uint64_t a = addr.value() + done;
+      if (auto ok = mem::check_access(space_->page_table().get(a >> 12), core::GuestAddr(a), core::Access::Write); !ok)
+        return ok;
+      done += 4096 - (a & 4095);
+    }
+    for (size_t i = 0; i < data.size(); ++i) written_[addr.value() + i] = data[i];
+    return {};
+  }
+
+  // Runs the interpreter on a copy of `state`.
+  ir::ExecResult run(const ir::IRBlock& block, core::X86State& copy) {
+    written_.clear();
+    return interp_.run(block, copy);
+  }
+
+  // The first difference, or an empty string.
+  std::string compare(const ir::ExecResult& want, const core::X86State& want_state, const ir::ExecResult& got,
+                      const core::X86State& got_state) {
+    if (want.kind != got.kind)
+      return fmt::format("exit kind: interpreter {}, jit {}", static_cast<int>(want.kind), static_cast<int>(got.kind));
+    if (want.kind == ir::TermKind::Trap) {
+      if (want.trap != got.trap)
+        return fmt::format("trap: interpreter {}, jit {}", ir::trap_reason_name(want.trap), ir::trap_reason_name(got.trap));
+      if (want.fault_addr != got.fault_addr)
+        return fmt::format("fault address: interpreter {:#x}, jit {:#x}", want.fault_addr.value_or(core::GuestAddr(0)),
+                           got.fault_addr.value_or(core::GuestAddr(0)));
+    }
+    const auto* w = reinterpret_cast<const uint8_t*>(&want_state);
+    const auto* g = reinterpret_cast<const uint8_t*>(&got_state);
+    for (const core::RegInfo& ri : core::kX86Regs) {
+      if (std::memcmp(w + ri.offset, g + ri.offset, ri.size) == 0) continue;
+      return fmt::format("{}: interpreter {}, jit {}", ri.name, hex(w + ri.offset, ri.size), hex(g + ri.offset, ri.size));
+    }
+    if (std::memcmp(w, g, sizeof(core::X86State)) != 0) return "guest state outside the named registers";
+    for (const auto& [addr, byte] : written_) {
+      uint8_t real = 0;
+      if (auto r = space_->read(core::GuestAddr(addr), std::span<uint8_t>(&real, 1)); !r || real != byte)
+        return fmt::format("memory at {:#x}: interpreter wrote {:#04x}, jit left {:#04x}", addr, byte, real);
+    }
+    return {};
+  }
+
+private:
+  static std::string hex(const uint8_t* p, uint32_t n) {  // little-endian value, most significant byte first
+    std::string s = "0x";
+    for (uint32_t i = n; i-- > 0;) s += fmt::format("{:02x}", p[i]);
+    return s;
+  }
+
+  mem::AddressSpace* space_;
+  ir::Interpreter interp_;
+  std::map<uint64_t, uint8_t> written_;
+};
+
 ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, const ir::HelperTable& helpers)
     : space_(&space), config_(config), interp_(space, helpers) {
+  if (config_.verify_jit) {
+    config_.chain = false;
+    config_.background_compile = false;
+    config_.max_region_blocks = 1;
+    if (config_.kind != EngineKind::Interp) verifier_ = std::make_unique<Verifier>(space, helpers);
+  }
+  // The fast code's promotion counter works on powers of two.
+  if (config_.opt_threshold != 0) config_.opt_threshold = std::bit_ceil(config_.opt_threshold);
   // Writes to pages holding translations (self-modifying code) and
   // unmap/protect of them drop the translations; the TLB of compiled code
   // forgets the range too (it is created before the listener can run).
@@ -45,11 +195,13 @@ ExecutionEngine::~ExecutionEngine() {
   space_->remove_invalidate_listener(listener_);
   for (auto& [pc, b] : blocks_) release(b);
   for (auto& b : retired_) release(b);
+  background_.reset();  // after the blocks: it owns the code of some of them
 }
 
 core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::AddressSpace& space, EngineConfig config,
                                                                        const ir::HelperTable& helpers) {
   auto engine = std::unique_ptr<ExecutionEngine>(new ExecutionEngine(space, config, helpers));
+  config = engine->config_;  // as adjusted (verify_jit)
   if (config.kind != EngineKind::Interp) {
     // Compiled code reaches guest memory through the engine's Tlb (softmmu
     // lowering over either address-space strategy), so every guest fault is
@@ -58,9 +210,16 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
     jo.memory = translate::MemoryStrategy::SoftMmu;
     jo.chain_exits = config.chain;
     jo.inline_jump_cache = config.chain;
+    jo.perf_map = config.perf_map;
     auto jit = JITCompiler::create(jo);
     if (!jit) return std::unexpected(jit.error());
     engine->jit_ = std::move(*jit);
+    if (config.kind == EngineKind::Tiered && config.background_compile && config.opt_threshold != 0 &&
+        std::thread::hardware_concurrency() > 1) {
+      auto bg = JITCompiler::create(jo);
+      if (!bg) return std::unexpected(bg.error());
+      engine->background_ = std::make_unique<Background>(std::move(*bg));
+    }
   }
   return engine;
 }
@@ -75,7 +234,7 @@ const EngineStats& ExecutionEngine::stats() const {
 }
 
 void ExecutionEngine::release(std::unique_ptr<Block>& b) {
-  if (b && b->compiled && jit_) (void)jit_->release(*b->compiled);
+  if (b && b->compiled) (void)b->code_owner->release(*b->compiled);
   if (b) b->compiled.reset();
 }
 
@@ -102,12 +261,13 @@ void ExecutionEngine::unlink(Block& b) {
 }
 
 // Makes `code` the block's translation and links it both ways.
-void ExecutionEngine::install(Block& b, CompiledBlock code) {
+void ExecutionEngine::install(Block& b, CompiledBlock code, JITCompiler* owner) {
   if (b.compiled) {
     unlink(b);
-    (void)jit_->release(*b.compiled);
+    (void)b.code_owner->release(*b.compiled);
   }
   b.compiled = std::move(code);
+  b.code_owner = owner;
   CompiledBlock& c = *b.compiled;
   uint64_t pc = b.ir.start_pc.value();
   if (config_.chain) {
@@ -132,7 +292,9 @@ void ExecutionEngine::install(Block& b, CompiledBlock code) {
 
 void ExecutionEngine::compile(Block& b, Tier tier) {
   UnitOptions unit;
-  if (config_.kind == EngineKind::Tiered && tier == Tier::Fast && config_.opt_threshold != 0) {
+  // Chained code bypasses the dispatcher, so it counts its own entries;
+  // unchained code is counted by the dispatcher (Block::executions).
+  if (config_.kind == EngineKind::Tiered && tier == Tier::Fast && config_.opt_threshold != 0 && config_.chain) {
     unit.entry_counter = &b.entry_counter;
     unit.entry_counter_limit = config_.opt_threshold;
   }
@@ -152,13 +314,13 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   stats_.compile.code_bytes += cs.code_bytes;
   stats_.compile.ir_instructions += cs.ir_instructions;
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
-  install(b, std::move(*c));
+  install(b, std::move(*c), jit_.get());
 }
 
-// Recompiles a block whose Fast code became hot at Tier::Optimized, together
-// with the already-run blocks its direct jumps and branches reach, so that
-// the loops among them stay inside one LLVM function.
-void ExecutionEngine::compile_region(Block& head) {
+// A block whose Fast code became hot is recompiled at Tier::Optimized
+// together with the already-run blocks its direct jumps and branches reach,
+// so that the loops among them stay inside one LLVM function.
+ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   std::vector<Block*> members{&head};
   size_t ops = head.ir.ops.size();
   for (size_t i = 0; i < members.size() && members.size() < config_.max_region_blocks; ++i) {
@@ -172,21 +334,53 @@ void ExecutionEngine::compile_region(Block& head) {
       if (it == blocks_.end() || it->second->executions == 0 || it->second->compile_failed) continue;
       Block* m = it->second.get();
       if (std::find(members.begin(), members.end(), m) != members.end()) continue;
-      if (ops + m->ir.ops.size() > 4000) continue;
+      if (ops + m->ir.ops.size() > config_.max_region_ops) continue;
       ops += m->ir.ops.size();
       members.push_back(m);
     }
   }
-  std::vector<ir::IRBlock> irs;
-  irs.reserve(members.size());
-  for (const Block* m : members) irs.push_back(m->ir);
-  auto c = jit_->compile_region(irs, Tier::Optimized);
-  if (!c) {
-    VM_LOG_WARN("JIT region compile at {:#x} failed, keeping the fast code: {}", head.ir.start_pc, c.error().to_string());
+  RegionJob job;
+  job.head_pc = head.ir.start_pc.value();
+  for (Block* m : members) {
+    // Covered by this region: its own fast code turning hot is mostly this
+    // region's warm-up, not a reason for another overlapping region.
+    m->region_requested = true;
+    job.members.emplace_back(m->ir.start_pc.value(), m->serial);
+    job.irs.push_back(m->ir);
+  }
+  return job;
+}
+
+void ExecutionEngine::compile_region(Block& head) {
+  RegionJob job = region_job(head);
+  job.result = jit_->compile_region(job.irs, Tier::Optimized);
+  finish_region(job);
+}
+
+// Installs a compiled region, unless a block it was made from has been
+// dropped or retranslated since the job was made (then the code is freed).
+void ExecutionEngine::finish_region(RegionJob& job) {
+  JITCompiler* owner = background_ ? &background_->jit() : jit_.get();
+  if (!*job.result) {
+    VM_LOG_WARN("JIT region compile at {:#x} failed, keeping the fast code: {}", job.head_pc,
+                job.result->error().to_string());
     ++stats_.compile_failures;
     return;
   }
-  const CompileStats& cs = c->stats;
+  CompiledBlock& code = **job.result;
+  std::vector<Block*> members;
+  for (const auto& [pc, serial] : job.members) {
+    auto it = blocks_.find(pc);
+    if (it == blocks_.end() || it->second->serial != serial) break;
+    members.push_back(it->second.get());
+  }
+  if (members.size() != job.members.size() || !members[0]->compiled) {
+    (void)owner->release(code);
+    ++stats_.regions_dropped;
+    return;
+  }
+  Block& head = *members[0];
+  const CompileStats& cs = code.stats;
   stats_.compile.lower_us += cs.lower_us;
   stats_.compile.optimize_us += cs.optimize_us;
   stats_.compile.codegen_us += cs.codegen_us;
@@ -198,20 +392,20 @@ void ExecutionEngine::compile_region(Block& head) {
   stats_.region_blocks += members.size();
   // The region is part of the head block now: a write to any member's code
   // must drop it too.
-  uint64_t head_pc = head.ir.start_pc.value();
   for (size_t i = 1; i < members.size(); ++i)
     for (uint64_t page : members[i]->pages)
       if (std::find(head.pages.begin(), head.pages.end(), page) == head.pages.end()) {
         head.pages.push_back(page);
-        page_blocks_[page].push_back(head_pc);
+        page_blocks_[page].push_back(job.head_pc);
       }
-  install(head, std::move(*c));
+  install(head, std::move(code), owner);
 }
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
   translate::MemoryContext& ctx = bridge_->context();
   translate::ExitInfo exit = execute(*b.compiled, state, ctx);
   ++stats_.native_executions;
+  ++stats_.native_exits[static_cast<size_t>(exit.kind) % stats_.native_exits.size()];
   ir::ExecResult r;
   r.kind = exit.kind;
   if (exit.kind == ir::TermKind::Trap) {
@@ -325,6 +519,7 @@ ExecutionEngine::Block* ExecutionEngine::translate(uint64_t pc, ir::ExecResult& 
     ++stats_.cache_flushes;
   }
   auto block = std::make_unique<Block>();
+  block->serial = next_serial_++;
   block->ir = std::move(*lifted);
   for (const ir::Op& op : block->ir.ops) stats_.guest_insns_translated += op.opcode == ir::Opcode::InsnStart;
   if (config_.run_passes) ir::run_standard_passes(block->ir);
@@ -353,12 +548,14 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
         (void)space_->set_write_watch(core::GuestAddr(page << 12), 4096, false);
     pending_unwatch_.clear();
     if (bridge_) bridge_->context().exit_request = 0;
+    if (background_ && background_->has_results())
+      for (RegionJob& job : background_->collect()) finish_region(job);
     uint64_t pc = state.rip;
     Block* b = lookup(pc);
     if (b == nullptr) {
       ir::ExecResult fault;
       b = translate(pc, fault);
-      if (b == nullptr) return EngineExit{fault};
+      if (b == nullptr) return EngineExit{fault, {}};
     }
     if (config_.trace) VM_LOG_DEBUG("block {:#x}", pc);
     ++b->executions;
@@ -366,13 +563,41 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
     if (jit_ && !b->compile_failed) {
       if (!b->compiled) {
         if (config_.kind == EngineKind::Jit || b->executions >= config_.hot_threshold) compile(*b, Tier::Fast);
-      } else if (b->compiled->tier == Tier::Fast && config_.kind == EngineKind::Tiered &&
-                 config_.opt_threshold != 0 && b->entry_counter >= config_.opt_threshold) {
-        compile_region(*b);
+      } else if (b->compiled->tier == Tier::Fast && config_.kind == EngineKind::Tiered && !b->region_requested &&
+                 config_.opt_threshold != 0 &&
+                 (config_.chain ? b->entry_counter : b->executions) >= config_.opt_threshold) {
+        b->region_requested = true;
+        if (background_)
+          background_->submit(region_job(*b));
+        else
+          compile_region(*b);
       }
     }
-    ir::ExecResult r = b->compiled ? run_native(*b, state) : interp_.run(b->ir, state);
-    if (r.kind == ir::TermKind::Syscall || r.kind == ir::TermKind::Trap) return EngineExit{std::move(r)};
+    if (b->compiled && config_.chain)  // an inline probe missed it (e.g. a colliding pc took its entry)
+      native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, b->compiled->entry};
+    ir::ExecResult r;
+    if (b->compiled && verifier_) {
+      bool deterministic = std::none_of(b->ir.ops.begin(), b->ir.ops.end(), [](const ir::Op& op) {
+        return op.opcode == ir::Opcode::CallHelper && (op.aux == static_cast<uint32_t>(ir::Helper::Rdtsc) ||
+                                                        op.aux == static_cast<uint32_t>(ir::Helper::Rdtscp));
+      });
+      core::X86State expect = state;
+      ir::ExecResult want;
+      if (deterministic) want = verifier_->run(b->ir, expect);
+      Tier tier = b->compiled->tier;
+      r = run_native(*b, state);
+      if (!deterministic) {
+        ++stats_.unverified_blocks;
+      } else if (std::string diff = verifier_->compare(want, expect, r, state); !diff.empty()) {
+        return EngineExit{std::move(r), fmt::format("block {:#x} ({} tier) differs from the interpreter: {}", pc,
+                                                    tier_name(tier), diff)};
+      } else {
+        ++stats_.verified_blocks;
+      }
+    } else {
+      r = b->compiled ? run_native(*b, state) : interp_.run(b->ir, state);
+    }
+    if (r.kind == ir::TermKind::Syscall || r.kind == ir::TermKind::Trap) return EngineExit{std::move(r), {}};
   }
 }
 

@@ -138,6 +138,11 @@ public:
   int run() {
     for (;;) {
       EngineExit exit = engine_.run(state_);
+      if (!exit.verify_error.empty()) {
+        std::fprintf(stderr, "vm: --verify-jit: %s\n", exit.verify_error.c_str());
+        std::fflush(stderr);
+        return finish(kVerifyFailedStatus);
+      }
       const ir::ExecResult& r = exit.result;
       if (r.kind == ir::TermKind::Syscall) {
         if (state_.gpr[0] == SYS_rt_sigreturn) {
@@ -303,6 +308,20 @@ private:
     std::fprintf(stderr, "  compiled blocks        fast %lu, optimized %lu, failed %lu; native runs %lu\n",
                  static_cast<unsigned long>(s.compiled_fast), static_cast<unsigned long>(s.compiled_optimized),
                  static_cast<unsigned long>(s.compile_failures), static_cast<unsigned long>(s.native_executions));
+    std::fprintf(stderr, "  regions                %lu (%lu blocks), dropped %lu; chain links %lu\n",
+                 static_cast<unsigned long>(s.regions), static_cast<unsigned long>(s.region_blocks),
+                 static_cast<unsigned long>(s.regions_dropped), static_cast<unsigned long>(s.chain_links));
+    std::fprintf(stderr, "  native exits           jump/branch %lu, indirect %lu, ret %lu, call %lu, syscall %lu, trap %lu\n",
+                 static_cast<unsigned long>(s.native_exits[1] + s.native_exits[2]),
+                 static_cast<unsigned long>(s.native_exits[3]), static_cast<unsigned long>(s.native_exits[4]),
+                 static_cast<unsigned long>(s.native_exits[5]), static_cast<unsigned long>(s.native_exits[6]),
+                 static_cast<unsigned long>(s.native_exits[7]));
+    if (s.verified_blocks != 0 || s.unverified_blocks != 0)
+      std::fprintf(stderr, "  verify-jit             %lu block runs agreed with the interpreter, %lu not checked (rdtsc)\n",
+                   static_cast<unsigned long>(s.verified_blocks), static_cast<unsigned long>(s.unverified_blocks));
+    if (s.tlb_misses != 0 || s.tlb_fills != 0)
+      std::fprintf(stderr, "  softmmu TLB            misses %lu, fills %lu (hits are inline and not counted)\n",
+                   static_cast<unsigned long>(s.tlb_misses), static_cast<unsigned long>(s.tlb_fills));
     std::fprintf(stderr, "  compile time (ms)      lower %.2f, optimise %.2f, codegen %.2f, link %.2f; code %lu bytes\n",
                  s.compile.lower_us / 1e3, s.compile.optimize_us / 1e3, s.compile.codegen_us / 1e3, s.compile.link_us / 1e3,
                  static_cast<unsigned long>(s.compile.code_bytes));

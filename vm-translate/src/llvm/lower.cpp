@@ -12,6 +12,7 @@
 // nearest-even switch the host rounding mode with llvm.set.rounding around
 // constrained (strictfp) operations.
 #include <array>
+#include <bit>
 #include <optional>
 #include <unordered_map>
 
@@ -115,7 +116,11 @@ public:
       Value* n = b_.CreateAdd(b_.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
       b_.CreateAlignedStore(n, counter, llvm::Align(8));
       auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
-      b_.CreateCondBr(b_.CreateICmpEQ(n, c64(opts_.entry_counter_limit)), promote, block_entries_[0],
+      if (!std::has_single_bit(opts_.entry_counter_limit))
+        return core::failf(ErrorCode::InvalidArgument, "entry counter limit {} is not a power of two",
+                           opts_.entry_counter_limit);
+      Value* due = b_.CreateICmpEQ(b_.CreateAnd(n, c64(opts_.entry_counter_limit - 1)), c64(0));
+      b_.CreateCondBr(due, promote, block_entries_[0],
                       llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
       b_.SetInsertPoint(promote);
       reset_block_state();

@@ -47,8 +47,20 @@ struct EngineConfig {
   // executions, and recompiled at Tier::Optimized after opt_threshold runs.
   uint32_t hot_threshold = 50;
   uint32_t opt_threshold = 2000;
-  // Largest region compiled at Tier::Optimized (blocks).
-  uint32_t max_region_blocks = 16;
+  // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
+  uint32_t max_region_blocks = 8;
+  uint32_t max_region_ops = 2000;
+  // Tiered: compile regions on a background thread while the fast code
+  // keeps running (on by default when the host has more than one CPU).
+  bool background_compile = true;
+  // Append every compiled block to /tmp/perf-<pid>.map (perf report names them).
+  bool perf_map = false;
+  // Co-simulation: every compiled block also runs in the interpreter on a
+  // copy of the state (its writes kept in an overlay, not in guest memory);
+  // registers, flags, exit and written bytes must agree, else run() stops
+  // with EngineExit::verify_error. Implies no chaining, single-block units
+  // and no background compilation.
+  bool verify_jit = false;
   // Link compiled blocks to each other (chain slots, inline jump cache).
   bool chain = true;
 };
@@ -71,11 +83,21 @@ struct EngineStats {
   uint64_t chain_links = 0;          // direct exits patched to a compiled successor
   uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
   uint64_t tlb_fills = 0;
+  // Why compiled code came back to the dispatcher, by ir::TermKind (Jump:
+  // unlinked direct exit or promotion check; IndirectJump/Ret/Call: a jump
+  // cache miss; Syscall, Trap).
+  std::array<uint64_t, 9> native_exits{};
+  uint64_t regions_dropped = 0;
+  uint64_t verified_blocks = 0;      // --verify-jit: compiled block runs checked
+  uint64_t unverified_blocks = 0;    // ... skipped (nondeterministic helpers: rdtsc)      // background regions whose blocks changed before they were ready
   CompileStats compile;              // summed over all compiles
 };
 
 struct EngineExit {
   ir::ExecResult result;  // kind Syscall or Trap (memory fault, trap terminator, fetch fault)
+  // verify_jit: the first difference between compiled code and the
+  // interpreter (then `result` is the compiled block's exit).
+  std::string verify_error;
 };
 
 class ExecutionEngine {
@@ -102,12 +124,23 @@ public:
 private:
   struct Block {
     ir::IRBlock ir;
+    uint64_t serial = 0;               // unique per translation (background results are matched by it)
     uint64_t executions = 0;           // dispatcher entries
     uint64_t entry_counter = 0;        // entries of its Tier::Fast code (promotion)
     std::vector<uint64_t> pages;       // guest code pages it was translated from
     std::optional<CompiledBlock> compiled;
+    JITCompiler* code_owner = nullptr;  // the compiler that made `compiled`
     bool compile_failed = false;
+    bool region_requested = false;     // queued, compiled or failed: never asked again
   };
+  struct RegionJob {
+    uint64_t head_pc = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> members;  // pc, serial
+    std::vector<ir::IRBlock> irs;
+    std::optional<core::Result<CompiledBlock>> result;
+  };
+  class Background;
+  class Verifier;
   struct Incoming {  // a chain slot of `owner` that exits to some pc
     void** slot;
     const Block* owner;
@@ -116,7 +149,9 @@ private:
   Block* translate(uint64_t pc, ir::ExecResult& fault);
   void compile(Block& b, Tier tier);
   void compile_region(Block& head);
-  void install(Block& b, CompiledBlock code);
+  RegionJob region_job(Block& head);
+  void finish_region(RegionJob& job);
+  void install(Block& b, CompiledBlock code, JITCompiler* owner);
   void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
   void retire(std::unique_ptr<Block> b);
@@ -141,6 +176,9 @@ private:
   std::unique_ptr<mem::Tlb> tlb_;
   std::unique_ptr<TlbBridge> bridge_;
   uint64_t listener_ = 0;
+  uint64_t next_serial_ = 1;
+  std::unique_ptr<Background> background_;  // its own JITCompiler and thread
+  std::unique_ptr<Verifier> verifier_;      // verify_jit
 };
 
 }  // namespace vm::engine

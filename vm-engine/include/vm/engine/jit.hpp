@@ -75,7 +75,8 @@ struct JitOptions {
 // Per-unit requests of the execution engine.
 struct UnitOptions {
   // Promotion counter (translate::LoweringOptions::entry_counter): the unit
-  // returns once, at entry, when *entry_counter reaches the limit.
+  // returns at entry whenever *entry_counter reaches a multiple of the limit
+  // (a power of two).
   uint64_t* entry_counter = nullptr;
   uint64_t entry_counter_limit = 0;
 };

@@ -150,8 +150,9 @@ struct LoweringOptions {
   // in mem->jump_cache and tail-call the entry they find instead of returning.
   bool inline_jump_cache = false;
   // When nonzero: the host address of a uint64_t the unit increments on every
-  // entry; the entry that brings it to entry_counter_limit returns at once
-  // (rip = the unit's start, exit kind Jump) so the engine can promote it.
+  // entry; each entry that brings it to a multiple of entry_counter_limit (a
+  // power of two) returns at once (rip = the unit's start, exit kind Jump),
+  // so the engine gets control back now and then to promote the unit.
   uint64_t entry_counter = 0;
   uint64_t entry_counter_limit = 0;
   std::string function_name = "vm_block";

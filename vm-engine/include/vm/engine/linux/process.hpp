@@ -16,6 +16,10 @@
 
 namespace vm::engine::linux {
 
+// Exit status of `vm run --verify-jit` when compiled code and the
+// interpreter disagree (EX_SOFTWARE: an internal error of ours, not the guest's).
+inline constexpr int kVerifyFailedStatus = 70;
+
 struct ProcessOptions {
   EngineConfig engine;
   mem::MemoryStrategy mmu = mem::MemoryStrategy::Direct;
