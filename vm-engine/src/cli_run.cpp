@@ -1,6 +1,7 @@
 #include "cli_run.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,7 +22,7 @@ struct RunArgs {
   bool no_chain = false;
   bool perf_map = false;
   bool verify_jit = false;
-  std::string dump;
+  std::vector<std::string> dump;  // STAGES DIR
   std::vector<std::string> program;  // PROGRAM ARGS...
   CLI::App* cmd = nullptr;
 };
@@ -53,8 +54,12 @@ void add_run_command(CLI::App& app) {
                   "first difference (exit status 70); no chaining, slow - a debugging aid");
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
-  a.cmd->add_option("--dump", a.dump, "Dump translation stages (ir,opt,llvm,asm) to a directory (not available yet: use vm lift and docs/jit.md)")
-      ->expected(0, 1);
+  a.cmd->add_option("--dump", a.dump,
+                    "--dump STAGES DIR: write each translation's stages (comma list of ir, opt, llvm, asm) to "
+                    "DIR/block_<pc>.<stage>; llvm and asm need --engine jit or tiered")
+      ->expected(2)
+      ->allow_extra_args(false)
+      ->type_name("STAGES DIR");
   a.cmd->footer(
       "PROGRAM and everything after it are passed to the guest unchanged. stdin, stdout and stderr are shared with\n"
       "the guest; the exit status is the guest's (128+signal when a guest fault ends it). Errors in these options or\n"
@@ -70,9 +75,25 @@ int run_execute(char** envp) {
     std::fprintf(stderr, "vm run: missing PROGRAM (try: vm run --help)\n");
     return 2;
   }
+  uint8_t dump_stages = 0;
   if (!a.dump.empty()) {
-    std::fprintf(stderr, "vm run: --dump is not available yet in this build\n");
-    return 2;
+    auto stages = parse_dump_stages(a.dump[0]);
+    if (!stages) {
+      std::fprintf(stderr, "vm run: --dump: '%s' is not a comma list of ir, opt, llvm, asm\n", a.dump[0].c_str());
+      return 2;
+    }
+    if ((*stages & (kDumpLlvm | kDumpAsm)) && a.engine == "interp") {
+      std::fprintf(stderr, "vm run: --dump llvm/asm needs --engine jit or tiered (interp compiles nothing)\n");
+      return 2;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(a.dump[1], ec);
+    if (ec || !std::filesystem::is_directory(a.dump[1])) {
+      std::fprintf(stderr, "vm run: --dump: cannot use directory '%s': %s\n", a.dump[1].c_str(),
+                   ec ? ec.message().c_str() : "not a directory");
+      return 2;
+    }
+    dump_stages = *stages;
   }
   linux::ProcessOptions opts;
   opts.engine.kind = a.engine == "jit" ? EngineKind::Jit : a.engine == "tiered" ? EngineKind::Tiered : EngineKind::Interp;
@@ -84,6 +105,8 @@ int run_execute(char** envp) {
   opts.engine.chain = !a.no_chain;
   opts.engine.perf_map = a.perf_map;
   opts.engine.verify_jit = a.verify_jit;
+  opts.engine.dump_stages = dump_stages;
+  if (dump_stages != 0) opts.engine.dump_dir = a.dump[1];
   std::vector<std::string> env;
   for (char** e = envp; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
   auto status = linux::run_program(rest[0], rest, env, opts);

@@ -7,12 +7,14 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "vm/core/log.hpp"
 #include "vm/ir/passes.hpp"
+#include "vm/ir/text.hpp"
 #include "vm/translate/x86.hpp"
 
 namespace vm::engine {
@@ -24,6 +26,44 @@ const char* engine_kind_name(EngineKind k) {
     case EngineKind::Tiered: return "tiered";
   }
   return "?";
+}
+
+std::optional<uint8_t> parse_dump_stages(std::string_view list) {
+  uint8_t bits = 0;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    if (item == "ir") bits |= kDumpIr;
+    else if (item == "opt") bits |= kDumpOpt;
+    else if (item == "llvm") bits |= kDumpLlvm;
+    else if (item == "asm") bits |= kDumpAsm;
+    else return std::nullopt;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return bits == 0 ? std::nullopt : std::optional<uint8_t>(bits);
+}
+
+void ExecutionEngine::dump(uint64_t pc, std::string_view suffix, std::string_view text) {
+  std::string path = fmt::format("{}/block_{:x}.{}", config_.dump_dir, pc, suffix);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!out) VM_LOG_WARN("cannot write the dump {}", path);
+}
+
+// LLVM IR and host assembly of a block's compile. A region is dumped as its
+// head block compiled alone at the region's tier.
+void ExecutionEngine::dump_compiled(const Block& b, Tier tier) {
+  uint64_t pc = b.ir.start_pc.value();
+  auto name = [&](const char* ext) { return fmt::format("{}.{}", tier_name(tier), ext); };
+  if (config_.dump_stages & kDumpLlvm) {
+    auto t = jit_->dump(b.ir, tier, tier == Tier::Fast ? Stage::Lowered : Stage::Optimized);
+    dump(pc, name("ll"), t ? *t : "; " + t.error().to_string() + "\n");
+  }
+  if (config_.dump_stages & kDumpAsm) {
+    auto t = jit_->dump(b.ir, tier, Stage::Assembly);
+    dump(pc, name("s"), t ? *t : "# " + t.error().to_string() + "\n");
+  }
 }
 
 // The background compiler of Tier::Optimized regions: its own JITCompiler
@@ -315,6 +355,7 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   stats_.compile.ir_instructions += cs.ir_instructions;
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
   install(b, std::move(*c), jit_.get());
+  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(b, tier);
 }
 
 // A block whose Fast code became hot is recompiled at Tier::Optimized
@@ -399,6 +440,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
         page_blocks_[page].push_back(job.head_pc);
       }
   install(head, std::move(code), owner);
+  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(head, Tier::Optimized);
 }
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
@@ -522,7 +564,9 @@ ExecutionEngine::Block* ExecutionEngine::translate(uint64_t pc, ir::ExecResult& 
   block->serial = next_serial_++;
   block->ir = std::move(*lifted);
   for (const ir::Op& op : block->ir.ops) stats_.guest_insns_translated += op.opcode == ir::Opcode::InsnStart;
+  if (config_.dump_stages & kDumpIr) dump(pc, "ir", ir::print(block->ir));
   if (config_.run_passes) ir::run_standard_passes(block->ir);
+  if (config_.dump_stages & kDumpOpt) dump(pc, "opt.ir", ir::print(block->ir));
   uint64_t first_page = pc >> 12, last_page = (pc + std::max<uint32_t>(block->ir.guest_len, 1) - 1) >> 12;
   for (uint64_t page = first_page; page <= last_page; ++page) block->pages.push_back(page);
   // Watch the code pages before registering the block: turning a watch on

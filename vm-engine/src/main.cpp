@@ -178,7 +178,10 @@ int main(int argc, char** argv, char** envp) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, like every other argument error of ours.
+    std::fprintf(stderr, "vm: %s (see --help)\n", e.what());
+    return 2;
   }
   if (vm::engine::cli::run_selected(app)) return vm::engine::cli::run_execute(envp);
   if (vm::engine::cli::translate_selected(app)) return vm::engine::cli::translate_execute();

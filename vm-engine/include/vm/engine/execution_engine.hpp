@@ -36,6 +36,13 @@ namespace vm::engine {
 enum class EngineKind : uint8_t { Interp, Jit, Tiered };
 const char* engine_kind_name(EngineKind k);
 
+// Stages `vm run --dump` can write: the lifted vm-ir, the vm-ir after the
+// IR passes, the LLVM IR of each compile (after the tier's pipeline) and
+// the host assembly.
+enum DumpStage : uint8_t { kDumpIr = 1, kDumpOpt = 2, kDumpLlvm = 4, kDumpAsm = 8 };
+// "ir,opt,llvm,asm" (any subset, comma separated) -> DumpStage bits.
+std::optional<uint8_t> parse_dump_stages(std::string_view list);
+
 struct EngineConfig {
   EngineKind kind = EngineKind::Interp;
   uint32_t max_block_insns = 64;
@@ -61,6 +68,10 @@ struct EngineConfig {
   // with EngineExit::verify_error. Implies no chaining, single-block units
   // and no background compilation.
   bool verify_jit = false;
+  // Translation dumps (vm run --dump): files block_<pc>.<stage> in dump_dir
+  // for the stages in dump_stages (DumpStage bits).
+  std::string dump_dir;
+  uint8_t dump_stages = 0;
   // Link compiled blocks to each other (chain slots, inline jump cache).
   bool chain = true;
 };
@@ -152,6 +163,8 @@ private:
   RegionJob region_job(Block& head);
   void finish_region(RegionJob& job);
   void install(Block& b, CompiledBlock code, JITCompiler* owner);
+  void dump(uint64_t pc, std::string_view suffix, std::string_view text);
+  void dump_compiled(const Block& b, Tier tier);
   void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
   void retire(std::unique_ptr<Block> b);
