@@ -44,7 +44,7 @@ const Stub kStubs[] = {
 static_assert(sizeof(kStubs) / sizeof(kStubs[0]) == kNumX87Ops);
 
 // FXSAVE image offsets (64-bit layout; the x87 part is the same in both).
-constexpr size_t kFcw = 0, kFsw = 2, kFtw = 4, kMxcsr = 24, kSt0 = 32;
+constexpr size_t kFcw = 0, kFsw = 2, kMxcsr = 24;
 constexpr uint16_t kAllMasked = 0x3f;
 // Status word bits the host never produces with every exception masked:
 // the exception summary (ES) and busy (B) bits.
@@ -61,8 +61,6 @@ uint16_t get16(const uint8_t* p) {
 }
 void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
-unsigned top_of(uint16_t sw) { return (sw >> 11) & 7; }
-
 }  // namespace
 
 uint64_t x87_helper(core::X86State* s, uint64_t a0, uint64_t a1, uint64_t a2) {
@@ -75,13 +73,11 @@ uint64_t x87_helper(core::X86State* s, uint64_t a0, uint64_t a1, uint64_t a2) {
 
   alignas(64) uint8_t image[512] = {};
   put16(image + kFcw, s->fpu_cw | kAllMasked);
+  core::store_x87_fxsave(*s, image);
   put16(image + kFsw, s->fpu_sw & ~kSummaryBits);
-  image[kFtw] = static_cast<uint8_t>(s->fpu_tag);
   uint32_t mxcsr = 0;
   asm volatile("stmxcsr %0" : "=m"(mxcsr));
   std::memcpy(image + kMxcsr, &mxcsr, 4);
-  const unsigned top_in = top_of(s->fpu_sw);
-  for (unsigned i = 0; i < 8; ++i) std::memcpy(image + kSt0 + 16 * i, &s->fpr[(top_in + i) & 7], 10);
 
   alignas(16) uint8_t mem[32] = {};
   std::memcpy(mem, &a1, 8);
@@ -118,14 +114,7 @@ uint64_t x87_helper(core::X86State* s, uint64_t a0, uint64_t a1, uint64_t a2) {
     case X87Op::FNStEnv: s->fpu_cw = s->fpu_cw | kAllMasked; break;
     default: break;
   }
-  s->fpu_sw = get16(image + kFsw);
-  s->fpu_tag = image[kFtw];
-  const unsigned top_out = top_of(s->fpu_sw);
-  for (unsigned i = 0; i < 8; ++i) {
-    core::Xmm& r = s->fpr[(top_out + i) & 7];
-    std::memcpy(&r.lo, image + kSt0 + 16 * i, 8);
-    r.hi = get16(image + kSt0 + 16 * i + 8);
-  }
+  core::load_x87_fxsave(*s, image);
   if (kind == X87Kind::Eflags) {
     s->cf = (rflags_out >> core::kFlagBitCf) & 1;
     s->pf = (rflags_out >> core::kFlagBitPf) & 1;

@@ -24,8 +24,8 @@ constexpr uint64_t kIo = 0x1200000;        // shared page: state in / out
 constexpr uint64_t kScratchStack = 0x1300000;
 // Layout of the shared page.
 constexpr uint64_t kGprOff = 0, kRflagsOff = 128, kRipOff = 136, kMxcsrOff = 144, kXmmOff = 256, kFxOff = 1024;
-// In the FXSAVE image at kFxOff: control, status, abridged tag, MXCSR, st(0).
-constexpr size_t kFxFcw = 0, kFxFsw = 2, kFxFtw = 4, kFxMxcsr = 24, kFxSt0 = 32;
+// In the FXSAVE image at kFxOff (the rest of the x87 part: core::store_x87_fxsave).
+constexpr size_t kFxFcw = 0, kFxMxcsr = 24;
 
 struct SharedRegion {
   int fd = -1;
@@ -96,11 +96,8 @@ Outcome run_native(std::span<const uint8_t> code, Machine& m) {
   std::memcpy(io.host + kXmmOff, m.regs.xmm, 256);
   uint8_t* fx = io.host + kFxOff;
   std::memcpy(fx + kFxFcw, &m.regs.fpu_cw, 2);
-  std::memcpy(fx + kFxFsw, &m.regs.fpu_sw, 2);
-  fx[kFxFtw] = static_cast<uint8_t>(m.regs.fpu_tag);
   std::memcpy(fx + kFxMxcsr, &m.regs.mxcsr, 4);
-  const unsigned top_in = (m.regs.fpu_sw >> 11) & 7;
-  for (unsigned i = 0; i < 8; ++i) std::memcpy(fx + kFxSt0 + 16 * i, &m.regs.fpr[(top_in + i) & 7], 10);
+  core::store_x87_fxsave(m.regs, fx);
 
   pid_t pid = fork();
   if (pid < 0) {
@@ -154,16 +151,7 @@ Outcome run_native(std::span<const uint8_t> code, Machine& m) {
   std::memcpy(&m.regs.mxcsr, io.host + kMxcsrOff, 4);
   std::memcpy(m.regs.xmm, io.host + kXmmOff, 256);
   std::memcpy(&m.regs.fpu_cw, fx + kFxFcw, 2);
-  std::memcpy(&m.regs.fpu_sw, fx + kFxFsw, 2);
-  m.regs.fpu_tag = fx[kFxFtw];
-  const unsigned top_out = (m.regs.fpu_sw >> 11) & 7;
-  for (unsigned i = 0; i < 8; ++i) {
-    core::Xmm& r = m.regs.fpr[(top_out + i) & 7];
-    std::memcpy(&r.lo, fx + kFxSt0 + 16 * i, 8);
-    uint16_t hi = 0;
-    std::memcpy(&hi, fx + kFxSt0 + 16 * i + 8, 2);
-    r.hi = hi;
-  }
+  core::load_x87_fxsave(m.regs, fx);
   std::memcpy(m.data.data(), data.host, kDataSize);
   std::memcpy(m.stack.data(), stack.host, kStackSize);
   m.regs.rip = kCodeBase + code.size();

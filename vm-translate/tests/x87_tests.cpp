@@ -239,6 +239,25 @@ TEST_CASE("x87 control, status and environment words") {
                 0x27f, "fnstenv, fldenv");
 }
 
+TEST_CASE("fxsave and fxrstor carry the x87 state") {
+  // The pointer fields (FOP, FIP, FDP) and MXCSR_MASK are host-specific and
+  // cleared before comparing.
+  std::string clear;
+  for (unsigned base : {0x800, 0xa00})
+    clear += fmt::format("mov word ptr [rbx + {0:#x}], 0\nmov qword ptr [rbx + {1:#x}], 0\nmov qword ptr [rbx + {2:#x}], 0\n"
+                         "mov dword ptr [rbx + {3:#x}], 0\n",
+                         base + 6, base + 8, base + 16, base + 28);
+  check_program(fmt::format("fld1\nfldpi\nfld qword ptr [rbx + 0x28]\nfincstp\nfdiv st(0), st(4)\nfxsave [rbx + 0x800]\n{}",
+                            clear),
+                0x37f, "fxsave");
+  // Save a state, change everything, restore it, and use it.
+  check_program(fmt::format("fldpi\nfld qword ptr [rbx + 0x18]\nfld qword ptr [rbx + 0x28]\nfxsave [rbx + 0x800]\n"
+                            "fninit\nfldz\nfld1\nfxrstor [rbx + 0x800]\nfaddp st(1), st(0)\nfxch st(1)\n"
+                            "fstp tbyte ptr [rbx + 0x400]\nfxsave64 [rbx + 0xa00]\nfxrstor64 [rbx + 0x800]\n{}",
+                            clear),
+                0x37f, "fxrstor");
+}
+
 TEST_CASE("x87 store to an unmapped address faults before any state change") {
   auto code = assemble_x86("fld1\nfldpi\nfstp qword ptr [rbx]\n");
   REQUIRE(code.has_value());

@@ -149,6 +149,11 @@ bool needs_16_byte_alignment(const DecodedInsn& in, int i);
 LiftStatus lift_sse_movsd(Lifter& l);
 LiftStatus lift_sse_cmpsd(Lifter& l);
 
+// The x87 part of an FXSAVE image at base (status word, abridged tag,
+// st(0..7) in stack order), stored now / loaded and queued (x87.cpp).
+void fxsave_x87(Lifter& l, Value base);
+void fxrstor_x87(Lifter& l, Value base);
+
 // Flag computation shared by the classes (flags.cpp).
 void set_szp(Lifter& l, Value result);
 void flags_logic(Lifter& l, Value result);

@@ -191,8 +191,9 @@ LiftStatus lift_stmxcsr(Lifter& l, int) {
   return LiftStatus::Continue;
 }
 
-// fxsave/fxrstor (64-bit layout): x87 state as an empty FPU with the
-// control word we keep, MXCSR with mask 0xffff, and xmm0..15 at 160.
+// fxsave/fxrstor (64-bit layout): the x87 control/status/tag words and
+// st(0..7) (x87.cpp), MXCSR with mask 0xffff, and xmm0..15 at 160; the
+// instruction/operand pointers and FOP are stored as zero.
 LiftStatus lift_fxsave(Lifter& l, int) {
   Value base = l.address(0);
   auto at = [&](uint64_t off) { return l.b.add(base, l.c(Type::I64, off)); };
@@ -204,7 +205,7 @@ LiftStatus lift_fxsave(Lifter& l, int) {
   l.b.store(at(16), l.c(Type::I64, 0));       // FDP
   l.b.store(at(24), l.b.get_reg(X86Reg::Mxcsr, Type::I32));
   l.b.store(at(28), l.c(Type::I32, 0xffff));  // MXCSR_MASK
-  for (int i = 0; i < 8; ++i) l.b.store(at(32 + 16 * i), zero_v(l));
+  fxsave_x87(l, base);  // status word, tag and st(0..7) over the placeholders above
   for (unsigned i = 0; i < 16; ++i) l.b.store(at(160 + 16 * i), l.b.get_reg(core::xmm_reg(i), Type::V128));
   return LiftStatus::Continue;
 }
@@ -215,6 +216,7 @@ LiftStatus lift_fxrstor(Lifter& l, int) {
   Value mxcsr = l.b.load(Type::I32, at(24));
   Value regs[16];
   for (unsigned i = 0; i < 16; ++i) regs[i] = l.b.load(Type::V128, at(160 + 16 * i));
+  fxrstor_x87(l, base);
   l.set_state(X86Reg::FpuCw, cw);
   l.set_state(X86Reg::Mxcsr, mxcsr);
   for (unsigned i = 0; i < 16; ++i) l.set_state(core::xmm_reg(i), regs[i]);
@@ -262,8 +264,8 @@ constexpr LiftEntry kEntries[] = {
     {ZYDIS_MNEMONIC_ROUNDPD, InsnClass::SseFloat, lift_round, L(Lane::F64), "xmm, xmm/m128, imm8 (SSE4.1)"},
     {ZYDIS_MNEMONIC_LDMXCSR, InsnClass::SseFloat, lift_ldmxcsr, 0, "m32 (rounding mode honoured by later float ops)"},
     {ZYDIS_MNEMONIC_STMXCSR, InsnClass::SseFloat, lift_stmxcsr, 0, "m32"},
-    {ZYDIS_MNEMONIC_FXSAVE, InsnClass::SseFloat, lift_fxsave, 0, "m512 (x87 part: control word, empty stack)"},
-    {ZYDIS_MNEMONIC_FXRSTOR, InsnClass::SseFloat, lift_fxrstor, 0, "m512 (restores control word, MXCSR, xmm)"},
+    {ZYDIS_MNEMONIC_FXSAVE, InsnClass::SseFloat, lift_fxsave, 0, "m512 (x87 cw, sw, abridged tag, st(0..7); pointers as 0)"},
+    {ZYDIS_MNEMONIC_FXRSTOR, InsnClass::SseFloat, lift_fxrstor, 0, "m512 (restores the x87 words and registers, MXCSR, xmm)"},
     {ZYDIS_MNEMONIC_FXSAVE64, InsnClass::SseFloat, lift_fxsave, 0, "m512"},
     {ZYDIS_MNEMONIC_FXRSTOR64, InsnClass::SseFloat, lift_fxrstor, 0, "m512"},
 };

@@ -8,6 +8,8 @@
 // moves (fnstcw, fldcw, fnstsw) and fwait are plain IR.
 #include "vm/ir/x87.hpp"
 
+#include <array>
+
 #include "x86/lifter.hpp"
 
 namespace vm::translate::x86 {
@@ -271,7 +273,53 @@ std::vector<LiftEntry> make_entries() {
   return out;
 }
 
+// st(k) for k = 0..7 from the physical registers, or the reverse: element
+// j of the result is in[(j + sign * top) & 7], chosen with selects on TOP
+// because vm-ir registers are named statically.
+std::array<Value, 8> rotate_by_top(Lifter& l, const std::array<Value, 8>& in, Value top, int sign) {
+  std::array<Value, 8> out;
+  for (unsigned j = 0; j < 8; ++j) {
+    Value v = in[j];
+    for (unsigned t = 1; t < 8; ++t) {
+      Value is_t = l.b.cmp(ir::CmpPred::Eq, top, l.c(Type::I16, t));
+      v = l.b.select(is_t, in[(j + 8 + sign * static_cast<int>(t)) & 7], v);
+    }
+    out[j] = v;
+  }
+  return out;
+}
+
+Value top_of(Lifter& l, Value sw) { return l.b.and_(l.b.lshr(sw, l.c(Type::I16, 11)), l.c(Type::I16, 7)); }
+
 }  // namespace
+
+void fxsave_x87(Lifter& l, Value base) {
+  auto at = [&](uint64_t off) { return l.b.add(base, l.c(Type::I64, off)); };
+  Value sw = l.b.get_reg(X86Reg::FpuSw, Type::I16);
+  std::array<Value, 8> phys;
+  for (unsigned j = 0; j < 8; ++j) phys[j] = l.b.get_reg(core::fpr_reg(j), Type::V128);
+  std::array<Value, 8> st = rotate_by_top(l, phys, top_of(l, sw), 1);
+  l.b.store(at(2), sw);
+  l.b.store(at(4), l.b.and_(l.b.get_reg(X86Reg::FpuTag, Type::I16), l.c(Type::I16, 0xff)));
+  for (unsigned i = 0; i < 8; ++i) l.b.store(at(32 + 16 * i), st[i]);
+}
+
+void fxrstor_x87(Lifter& l, Value base) {
+  auto at = [&](uint64_t off) { return l.b.add(base, l.c(Type::I64, off)); };
+  Value sw = l.b.load(Type::I16, at(2));
+  Value tag = l.b.zext(l.b.load(Type::I8, at(4)), Type::I16);
+  std::array<Value, 8> st;
+  Value zero = l.b.constant(Type::V128, 0, 0);
+  for (unsigned i = 0; i < 8; ++i) {
+    // Only the 10 bytes of the value; the rest of our slot stays zero.
+    Value v = l.b.vinsert(ir::Lane::I64, zero, l.b.load(Type::I64, at(32 + 16 * i)), 0);
+    st[i] = l.b.vinsert(ir::Lane::I16, v, l.b.load(Type::I16, at(40 + 16 * i)), 4);
+  }
+  std::array<Value, 8> phys = rotate_by_top(l, st, top_of(l, sw), -1);
+  l.set_state(X86Reg::FpuSw, sw);
+  l.set_state(X86Reg::FpuTag, tag);
+  for (unsigned j = 0; j < 8; ++j) l.set_state(core::fpr_reg(j), phys[j]);
+}
 
 std::span<const LiftEntry> x87_entries() {
   static const std::vector<LiftEntry> entries = make_entries();

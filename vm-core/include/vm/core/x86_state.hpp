@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -187,6 +188,29 @@ constexpr void set_rflags(X86State& s, uint64_t v) {
   s.sf = (v >> kFlagBitSf) & 1;
   s.df = (v >> kFlagBitDf) & 1;
   s.of = (v >> kFlagBitOf) & 1;
+}
+
+// The x87 part of a 512-byte FXSAVE image other than the control word and
+// the instruction/operand pointers: the status word (offset 2), the abridged
+// tag (4) and st(0..7) in stack order (32 + 16 * i, 10 bytes each). Signal
+// frames, the native test oracle and the x87 helper all convert with these.
+inline void store_x87_fxsave(const X86State& s, uint8_t* image) {
+  std::memcpy(image + 2, &s.fpu_sw, 2);
+  image[4] = static_cast<uint8_t>(s.fpu_tag);
+  const unsigned top = (s.fpu_sw >> 11) & 7;
+  for (unsigned i = 0; i < 8; ++i) std::memcpy(image + 32 + 16 * i, &s.fpr[(top + i) & 7], 10);
+}
+inline void load_x87_fxsave(X86State& s, const uint8_t* image) {
+  std::memcpy(&s.fpu_sw, image + 2, 2);
+  s.fpu_tag = image[4];
+  const unsigned top = (s.fpu_sw >> 11) & 7;
+  for (unsigned i = 0; i < 8; ++i) {
+    Xmm& r = s.fpr[(top + i) & 7];
+    uint16_t hi = 0;
+    std::memcpy(&r.lo, image + 32 + 16 * i, 8);
+    std::memcpy(&hi, image + 32 + 16 * i + 8, 2);
+    r.hi = hi;
+  }
 }
 
 static_assert(sizeof(X86State) == 16 * 8 + 3 * 8 + 8 + 4 + 3 * 2 + 2 + 4 + 16 * 16 + 8 * 16, "X86State layout changed");
