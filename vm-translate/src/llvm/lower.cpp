@@ -697,9 +697,14 @@ private:
     return b_.CreateSelect(c, a, bv);
   }
 
-  // Even parity by folding the bits with shifts and xors (FastISel has no ctpop).
+  // Even parity by folding the bits with shifts and xors (FastISel has no
+  // ctpop); optimised x86-64 code uses ctpop, which is one popcnt there.
   Value* parity(Value* a) {
     llvm::Type* t = a->getType();
+    if (!opts_.split_at_insns && opts_.target == LoweringTarget::X86_64) {
+      Value* n = b_.CreateUnaryIntrinsic(llvm::Intrinsic::ctpop, a);
+      return b_.CreateICmpEQ(b_.CreateAnd(n, llvm::ConstantInt::get(t, 1)), llvm::ConstantInt::get(t, 0));
+    }
     uint32_t bits = t->getIntegerBitWidth();
     Value* x = a;
     // Fold from the top half down: afterwards bit 0 holds the xor of all bits.
