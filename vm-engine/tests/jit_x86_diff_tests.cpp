@@ -11,9 +11,9 @@
 // Knobs: VM_JIT_DIFF_ITERATIONS (integer sequences, default 20000, as the
 // frontend's test), VM_JIT_SSE_DIFF_ITERATIONS (default 5000),
 // VM_JIT_DIFF_OPTIMIZED_EVERY (Tier::Optimized runs every Nth sequence,
-// default 32; 1 = all), VM_X86_DIFF_SEED (default 1, shared with the frontend).
-// The defaults take about 60 s of CPU in a Debug (-O1) build: every sequence
-// at Tier::Fast (~2 ms each), and 1 in 32 also at Tier::Optimized (~7 ms).
+// default 16; 1 = all), VM_X86_DIFF_SEED (default 1, shared with the frontend).
+// The defaults take about 50 s of CPU in a Debug (-O1) build: every sequence
+// at Tier::Fast (~1.5 ms each), and 1 in 16 also at Tier::Optimized (~4.5 ms).
 #include <doctest/doctest.h>
 
 #define VM_X86_DIFF_GENERATOR_ONLY
@@ -102,7 +102,7 @@ void report_failure(Tally& tally, uint64_t run, uint64_t seed, const std::string
 TEST_CASE("JIT matches the interpreter on the frontend's integer differential corpus") {
   (void)&native_agrees;  // part of the included Unicorn test, not needed here
   const uint64_t iterations = env_or("VM_JIT_DIFF_ITERATIONS", 20000);
-  const uint64_t optimized_every = std::max<uint64_t>(1, env_or("VM_JIT_DIFF_OPTIMIZED_EVERY", 32));
+  const uint64_t optimized_every = std::max<uint64_t>(1, env_or("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
   const uint64_t seed = env_or("VM_X86_DIFF_SEED", 1);
   // The same draws, in the same order, as "differential: random integer sequences match Unicorn".
   Gen gen(seed);
@@ -131,7 +131,7 @@ TEST_CASE("JIT matches the interpreter on the frontend's integer differential co
 
 TEST_CASE("JIT matches the interpreter on the frontend's SSE differential corpus") {
   const uint64_t iterations = env_or("VM_JIT_SSE_DIFF_ITERATIONS", 5000);
-  const uint64_t optimized_every = std::max<uint64_t>(1, env_or("VM_JIT_DIFF_OPTIMIZED_EVERY", 32));
+  const uint64_t optimized_every = std::max<uint64_t>(1, env_or("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
   const uint64_t seed = env_or("VM_X86_DIFF_SEED", 1);
   // The same draws as "differential: random SSE sequences match Unicorn".
   Gen gen(seed * 7919 + 1);
