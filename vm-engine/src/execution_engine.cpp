@@ -208,8 +208,6 @@ ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, 
     config_.max_region_blocks = 1;
     if (config_.kind != EngineKind::Interp) verifier_ = std::make_unique<Verifier>(space, helpers);
   }
-  // The fast code's promotion counter works on powers of two.
-  if (config_.opt_threshold != 0) config_.opt_threshold = std::bit_ceil(config_.opt_threshold);
   // Writes to pages holding translations (self-modifying code) and
   // unmap/protect of them drop the translations; the TLB of compiled code
   // forgets the range too (it is created before the listener can run).
@@ -335,8 +333,8 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   // Chained code bypasses the dispatcher, so it counts its own entries;
   // unchained code is counted by the dispatcher (Block::executions).
   if (config_.kind == EngineKind::Tiered && tier == Tier::Fast && config_.opt_threshold != 0 && config_.chain) {
-    unit.entry_counter = &b.entry_counter;
-    unit.entry_counter_limit = config_.opt_threshold;
+    b.promo = {0, config_.opt_threshold};
+    unit.entry_counter = b.promo.data();
   }
   auto c = jit_->compile_region(std::span<const ir::IRBlock>(&b.ir, 1), tier, unit);
   if (!c) {
@@ -402,6 +400,10 @@ void ExecutionEngine::compile_region(Block& head) {
 // dropped or retranslated since the job was made (then the code is freed).
 void ExecutionEngine::finish_region(RegionJob& job) {
   JITCompiler* owner = background_ ? &background_->jit() : jit_.get();
+  if (auto it = blocks_.find(job.head_pc); it != blocks_.end() && it->second->serial == job.members[0].second) {
+    it->second->region_pending = false;
+    it->second->promo[1] = UINT64_MAX;  // its fast code has nothing more to ask
+  }
   if (!*job.result) {
     VM_LOG_WARN("JIT region compile at {:#x} failed, keeping the fast code: {}", job.head_pc,
                 job.result->error().to_string());
@@ -474,7 +476,7 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
 
 std::vector<std::pair<uint64_t, uint64_t>> ExecutionEngine::hot_blocks(size_t n) const {
   std::vector<std::pair<uint64_t, uint64_t>> v;
-  for (const auto& [pc, b] : blocks_) v.emplace_back(pc, b->executions + b->entry_counter);
+  for (const auto& [pc, b] : blocks_) v.emplace_back(pc, b->executions + b->promo[0]);
   std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
   if (v.size() > n) v.resize(n);
   return v;
@@ -607,14 +609,21 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
     if (jit_ && !b->compile_failed) {
       if (!b->compiled) {
         if (config_.kind == EngineKind::Jit || b->executions >= config_.hot_threshold) compile(*b, Tier::Fast);
-      } else if (b->compiled->tier == Tier::Fast && config_.kind == EngineKind::Tiered && !b->region_requested &&
-                 config_.opt_threshold != 0 &&
-                 (config_.chain ? b->entry_counter : b->executions) >= config_.opt_threshold) {
-        b->region_requested = true;
-        if (background_)
-          background_->submit(region_job(*b));
-        else
-          compile_region(*b);
+      } else if (b->compiled->tier == Tier::Fast && config_.kind == EngineKind::Tiered && config_.opt_threshold != 0 &&
+                 (config_.chain ? b->promo[0] >= b->promo[1] : b->executions >= config_.opt_threshold)) {
+        if (!b->region_requested) {
+          b->region_requested = true;
+          if (background_) {
+            b->region_pending = true;
+            background_->submit(region_job(*b));
+          } else {
+            compile_region(*b);
+          }
+        }
+        // A head waiting for its background region comes back now and then
+        // (its loop may never leave compiled code otherwise); a block that
+        // another region covers, or whose region failed, never again.
+        b->promo[1] = b->region_pending ? b->promo[0] + config_.opt_threshold : UINT64_MAX;
       }
     }
     if (b->compiled && config_.chain)  // an inline probe missed it (e.g. a colliding pc took its entry)

@@ -221,7 +221,6 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   auto module = im.new_module(name, context);
   translate::LoweringOptions lo = im.lowering_options(name, tier);
   lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
-  lo.entry_counter_limit = unit.entry_counter_limit;
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);

@@ -12,7 +12,6 @@
 // nearest-even switch the host rounding mode with llvm.set.rounding around
 // constrained (strictfp) operations.
 #include <array>
-#include <bit>
 #include <optional>
 #include <unordered_map>
 
@@ -109,17 +108,15 @@ public:
       // exit ("runs once"); only a real region keeps its edges inside.
       if (blocks.size() > 1) region_index_.emplace(blocks[i].start_pc.value(), i);
     }
-    if (opts_.entry_counter != 0 && opts_.entry_counter_limit != 0) {
+    if (opts_.entry_counter != 0) {
       // Promotion counter: nothing of the guest state is loaded yet, so
       // returning here leaves the state exactly as it was on entry.
       Value* counter = b_.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
       Value* n = b_.CreateAdd(b_.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
       b_.CreateAlignedStore(n, counter, llvm::Align(8));
       auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
-      if (!std::has_single_bit(opts_.entry_counter_limit))
-        return core::failf(ErrorCode::InvalidArgument, "entry counter limit {} is not a power of two",
-                           opts_.entry_counter_limit);
-      Value* due = b_.CreateICmpEQ(b_.CreateAnd(n, c64(opts_.entry_counter_limit - 1)), c64(0));
+      Value* due_count = b_.CreateAlignedLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, counter, 8), llvm::Align(8));
+      Value* due = b_.CreateICmpEQ(n, due_count);
       b_.CreateCondBr(due, promote, block_entries_[0],
                       llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
       b_.SetInsertPoint(promote);

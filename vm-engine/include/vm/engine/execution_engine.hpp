@@ -53,7 +53,7 @@ struct EngineConfig {
   // Tiered: a block is compiled at Tier::Fast after this many interpreted
   // executions, and recompiled at Tier::Optimized after opt_threshold runs.
   uint32_t hot_threshold = 50;
-  uint32_t opt_threshold = 2000;
+  uint32_t opt_threshold = 256;
   // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
   uint32_t max_region_blocks = 8;
   uint32_t max_region_ops = 2000;
@@ -137,7 +137,10 @@ private:
     ir::IRBlock ir;
     uint64_t serial = 0;               // unique per translation (background results are matched by it)
     uint64_t executions = 0;           // dispatcher entries
-    uint64_t entry_counter = 0;        // entries of its Tier::Fast code (promotion)
+    // Tier::Fast code of the tiered engine counts its entries in promo[0] and
+    // returns to the dispatcher when the count reaches promo[1].
+    std::array<uint64_t, 2> promo{0, 0};
+    bool region_pending = false;       // a background job for this head is queued or running
     std::vector<uint64_t> pages;       // guest code pages it was translated from
     std::optional<CompiledBlock> compiled;
     JITCompiler* code_owner = nullptr;  // the compiler that made `compiled`

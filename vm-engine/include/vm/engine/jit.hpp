@@ -74,11 +74,9 @@ struct JitOptions {
 
 // Per-unit requests of the execution engine.
 struct UnitOptions {
-  // Promotion counter (translate::LoweringOptions::entry_counter): the unit
-  // returns at entry whenever *entry_counter reaches a multiple of the limit
-  // (a power of two).
+  // Promotion counter (translate::LoweringOptions::entry_counter): two words
+  // {count, due}; the unit returns at entry when its count reaches due.
   uint64_t* entry_counter = nullptr;
-  uint64_t entry_counter_limit = 0;
 };
 
 class JITCompiler {

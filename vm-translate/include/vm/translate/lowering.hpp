@@ -149,12 +149,12 @@ struct LoweringOptions {
   // Indirect exits (indirect jump, indirect call, ret) look the target pc up
   // in mem->jump_cache and tail-call the entry they find instead of returning.
   bool inline_jump_cache = false;
-  // When nonzero: the host address of a uint64_t the unit increments on every
-  // entry; each entry that brings it to a multiple of entry_counter_limit (a
-  // power of two) returns at once (rip = the unit's start, exit kind Jump),
-  // so the engine gets control back now and then to promote the unit.
+  // When nonzero: the host address of two uint64_t words {count, due}. The
+  // unit increments count on every entry, and the entry that makes count
+  // equal to due returns at once (rip = the unit's start, exit kind Jump), so
+  // the engine gets control back to promote the unit; the engine moves `due`
+  // (e.g. to UINT64_MAX: never again).
   uint64_t entry_counter = 0;
-  uint64_t entry_counter_limit = 0;
   std::string function_name = "vm_block";
 };
 
