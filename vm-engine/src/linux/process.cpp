@@ -47,7 +47,7 @@ struct KSiginfo {
   uint64_t fault_address;  // si_addr for SIGSEGV/SIGILL/SIGFPE/SIGTRAP: faulting address
   uint8_t rest[128 - 24];
 };
-// The FXSAVE image the frame's fpstate points at (xmm and mxcsr are what we model).
+// The FXSAVE image the frame's fpstate points at (x87 control/status/tags/registers, mxcsr, xmm).
 struct KFxsave {
   uint16_t cwd, swd, twd, fop;
   uint64_t rip, rdp;
@@ -197,6 +197,7 @@ private:
     fx.mxcsr = state_.mxcsr;
     fx.mxcsr_mask = 0xffff;
     std::memcpy(fx.xmm, state_.xmm, sizeof fx.xmm);
+    core::store_x87_fxsave(state_, reinterpret_cast<uint8_t*>(&fx));  // status, tags, st(0..7)
     KUcontext uc{};
     auto& m = uc.mcontext;
     const uint64_t* g = state_.gpr;
@@ -276,6 +277,7 @@ private:
       std::memcpy(state_.xmm, fx.xmm, sizeof fx.xmm);
       state_.mxcsr = fx.mxcsr & 0xffff;
       state_.fpu_cw = fx.cwd;
+      core::load_x87_fxsave(state_, reinterpret_cast<const uint8_t*>(&fx));
     }
     syscalls_.set_signal_mask(uc.sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1))));
     return true;
