@@ -107,8 +107,8 @@ std::vector<ir::IRBlock> make_corpus(uint64_t seed, uint32_t n, uint32_t n_lifte
     c.state.gpr[15] = kWindowBase;
     c.state.rip = corpus::kCodeBase;
     c.state.df = 0;
-    // The lifter's rep string ops with rcx = 0 make a dummy access at [rsp]
-    // (instead of a branch), so rsp must point into mapped memory.
+    // rsp points into the window so that push, pop, call and ret in the
+    // corpus blocks reach mapped memory.
     c.state.gpr[4] = kWindowBase + 0x800;
     FlatMemory m(kWindowBase, kWindowSize);
     m.fill(rng);
