@@ -5,8 +5,9 @@
 // an object by one long-lived TargetMachine and linked into the process by
 // LLJIT. Two tiers: Fast (no IR optimisation, fast instruction selection,
 // for code that just became warm) and Optimized (a lean function pipeline:
-// SROA, EarlyCSE, InstCombine, SimplifyCFG, GVN, DSE, ADCE, SimplifyCFG; full
-// codegen optimisation). Each compile is its own unit with an ORC
+// SROA, EarlyCSE, InstCombine, SimplifyCFG, GVN, DSE, ADCE, SimplifyCFG; fast
+// instruction selection followed by the optimising machine passes). Each
+// compile is its own unit with an ORC
 // ResourceTracker, so release() frees its code. Statistics time every phase.
 //
 // run_jit() is the execution loop the `vm exec --engine jit` CLI uses; it
