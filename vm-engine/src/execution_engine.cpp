@@ -27,6 +27,17 @@ const char* engine_kind_name(EngineKind k) {
   return "?";
 }
 
+namespace {
+void add_compile_stats(CompileStats& sum, const CompileStats& cs) {
+  sum.lower_us += cs.lower_us;
+  sum.optimize_us += cs.optimize_us;
+  sum.codegen_us += cs.codegen_us;
+  sum.link_us += cs.link_us;
+  sum.code_bytes += cs.code_bytes;
+  sum.ir_instructions += cs.ir_instructions;
+}
+}  // namespace
+
 std::optional<uint8_t> parse_dump_stages(std::string_view list) {
   uint8_t bits = 0;
   while (!list.empty()) {
@@ -343,13 +354,7 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
     ++stats_.compile_failures;
     return;
   }
-  const CompileStats& cs = c->stats;
-  stats_.compile.lower_us += cs.lower_us;
-  stats_.compile.optimize_us += cs.optimize_us;
-  stats_.compile.codegen_us += cs.codegen_us;
-  stats_.compile.link_us += cs.link_us;
-  stats_.compile.code_bytes += cs.code_bytes;
-  stats_.compile.ir_instructions += cs.ir_instructions;
+  add_compile_stats(stats_.compile, c->stats);
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
   install(b, std::move(*c), jit_.get());
   if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(b, tier);
@@ -422,13 +427,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
     return;
   }
   Block& head = *members[0];
-  const CompileStats& cs = code.stats;
-  stats_.compile.lower_us += cs.lower_us;
-  stats_.compile.optimize_us += cs.optimize_us;
-  stats_.compile.codegen_us += cs.codegen_us;
-  stats_.compile.link_us += cs.link_us;
-  stats_.compile.code_bytes += cs.code_bytes;
-  stats_.compile.ir_instructions += cs.ir_instructions;
+  add_compile_stats(stats_.compile, code.stats);
   ++stats_.compiled_optimized;
   ++stats_.regions;
   stats_.region_blocks += members.size();
