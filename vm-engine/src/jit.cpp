@@ -19,6 +19,7 @@
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Object/ObjectFile.h>
+#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/SmallVectorMemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -64,6 +65,29 @@ double micros_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Sets one of LLVM's registered command-line options as if it had been given
+// on a command line (an explicit occurrence, which some passes check for).
+void set_llvm_option(llvm::StringRef name, llvm::StringRef value) {
+  auto& registered = llvm::cl::getRegisteredOptions();
+  auto it = registered.find(name);
+  if (it != registered.end()) (void)it->second->addOccurrence(1, name, value);
+}
+
+// Codegen settings for compile time at Tier::Optimized, chosen with
+// jit_compilation_bench (docs/benchmarks.md has the figures). They are LLVM
+// globals, so they also apply to the cross translator in a process that has
+// created a JITCompiler; they change speed, never semantics.
+// - No post-RA list scheduler: the host's scheduling model (znver5 here)
+//   turns it on, it was a tenth of codegen, and out-of-order cores gain
+//   little from it on our code.
+// - No CodeGenPrepare: it merges the blocks isolate_fast_isel_fallbacks
+//   splits, and most of what else it does (sinking address arithmetic for
+//   SelectionDAG's addressing modes) does not help FastISel.
+void configure_llvm_globals() {
+  set_llvm_option("post-RA-scheduler", "false");
+  set_llvm_option("disable-cgp", "true");
+}
+
 uint64_t code_section_bytes(llvm::MemoryBufferRef obj) {
   auto file = llvm::object::ObjectFile::createObjectFile(obj);
   if (!file) {
@@ -102,7 +126,10 @@ struct JITCompiler::Impl {
     if (perf_map) std::fclose(perf_map);
   }
 
-  void optimize(llvm::Module& m) { translate::run_lean_pipeline(m, tm.get()); }
+  void optimize(llvm::Module& m) {
+    translate::run_lean_pipeline(m, tm.get());
+    translate::isolate_fast_isel_fallbacks(m);
+  }
 
   void configure_codegen(Tier tier) {
     tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
@@ -172,12 +199,18 @@ core::Result<std::unique_ptr<JITCompiler>> JITCompiler::create(const JitOptions&
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     llvm::InitializeNativeTargetAsmParser();
+    configure_llvm_globals();
   });
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!jtmb) return core::fail(ErrorCode::Internal, "detecting the host: " + llvm_error(jtmb.takeError()));
   jtmb->setCodeModel(llvm::CodeModel::Small);
+  // Without AVX-512 the X86 domain reassignment pass (moving integer logic to
+  // mask registers) does not run; it took a quarter of codegen time on
+  // medium blocks, and lifted SSE code has no use for 512-bit or mask
+  // instructions. Clearing avx512f clears every feature that depends on it.
+  jtmb->getFeatures().AddFeature("avx512f", false);
   auto tm = jtmb->createTargetMachine();
   if (!tm) return core::fail(ErrorCode::Internal, "creating the target machine: " + llvm_error(tm.takeError()));
   impl->tm = std::move(*tm);

@@ -6,8 +6,12 @@
 
 #include <random>
 
+#include <llvm/AsmParser/Parser.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/SourceMgr.h>
+#include <llvm/Support/raw_ostream.h>
 
 #include "random_blocks.hpp"
 #include "vm/ir/text.hpp"
@@ -58,4 +62,40 @@ TEST_CASE("unverifiable blocks are rejected with an error, not lowered") {
   bad.start_pc = core::GuestAddr(0x1000);
   auto r = translate::lower_to_llvm_text(bad);
   CHECK_FALSE(r.has_value());
+}
+
+TEST_CASE("isolate_fast_isel_fallbacks starts a block at each run FastISel rejects") {
+  // One straight-line block: a 64x64->128 multiply (i128 run), then an i1
+  // select (a run of its own), with FastISel-friendly code around them.
+  const char* text = R"(
+define i64 @f(i64 %a, i64 %b, i1 %c, i1 %d) {
+entry:
+  %s = add i64 %a, 1
+  %wa = zext i64 %s to i128
+  %wb = zext i64 %b to i128
+  %p = mul i128 %wa, %wb
+  %h = lshr i128 %p, 64
+  %hi = trunc i128 %h to i64
+  %t = xor i64 %hi, %a
+  %sel = select i1 %c, i1 %d, i1 false
+  %z = zext i1 %sel to i64
+  %r = add i64 %t, %z
+  ret i64 %r
+}
+)";
+  llvm::LLVMContext ctx;
+  llvm::SMDiagnostic diag;
+  auto module = llvm::parseAssemblyString(text, diag, ctx);
+  REQUIRE(module != nullptr);
+  CHECK(translate::isolate_fast_isel_fallbacks(*module) == 2);
+  llvm::Function& f = *module->getFunction("f");
+  CHECK_FALSE(llvm::verifyFunction(f, &llvm::errs()));
+  REQUIRE(f.size() == 3);
+  auto bb = f.begin();
+  ++bb;
+  CHECK(bb->front().getName() == "wa");  // the i128 run opens the second block
+  ++bb;
+  CHECK(bb->front().getName() == "sel");  // the select opens the third
+  // Blocks that start with a rejected run, or hold none, are left alone.
+  CHECK(translate::isolate_fast_isel_fallbacks(*module) == 0);
 }
