@@ -73,20 +73,15 @@ void set_llvm_option(llvm::StringRef name, llvm::StringRef value) {
   if (it != registered.end()) (void)it->second->addOccurrence(1, name, value);
 }
 
-// Codegen settings for compile time at Tier::Optimized, chosen with
-// jit_compilation_bench (docs/benchmarks.md has the figures). They are LLVM
-// globals, so they also apply to the cross translator in a process that has
-// created a JITCompiler; they change speed, never semantics.
-// - No post-RA list scheduler: the host's scheduling model (znver5 here)
-//   turns it on, it was a tenth of codegen, and out-of-order cores gain
-//   little from it on our code.
-// - No CodeGenPrepare: it merges the blocks isolate_fast_isel_fallbacks
-//   splits, and most of what else it does (sinking address arithmetic for
-//   SelectionDAG's addressing modes) does not help FastISel.
-void configure_llvm_globals() {
-  set_llvm_option("post-RA-scheduler", "false");
-  set_llvm_option("disable-cgp", "true");
-}
+// A codegen setting for compile time at Tier::Optimized, chosen with
+// jit_compilation_bench (docs/jit.md has the figures): no X86 domain
+// reassignment, the pass that moves integer logic into AVX-512 mask
+// registers. On an AVX-512 host it made Optimized compiles of the
+// benchmark's medium and large blocks 1.2x and 1.7x slower, and
+// jit_performance shows no change in the speed of the code without it. It
+// is an LLVM global, so it also applies to the cross translator in a
+// process that has created a JITCompiler (only for x86 targets).
+void configure_llvm_globals() { set_llvm_option("disable-x86-domain-reassignment", "true"); }
 
 uint64_t code_section_bytes(llvm::MemoryBufferRef obj) {
   auto file = llvm::object::ObjectFile::createObjectFile(obj);
@@ -126,10 +121,7 @@ struct JITCompiler::Impl {
     if (perf_map) std::fclose(perf_map);
   }
 
-  void optimize(llvm::Module& m) {
-    translate::run_lean_pipeline(m, tm.get());
-    translate::isolate_fast_isel_fallbacks(m);
-  }
+  void optimize(llvm::Module& m) { translate::run_lean_pipeline(m, tm.get()); }
 
   void configure_codegen(Tier tier) {
     tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
@@ -177,9 +169,8 @@ struct JITCompiler::Impl {
     return m;
   }
 
-  translate::LoweringOptions lowering_options(std::string name, Tier tier) const {
+  translate::LoweringOptions lowering_options(std::string name) const {
     translate::LoweringOptions lo;
-    lo.split_at_insns = tier == Tier::Fast;
     lo.memory = options.memory;
     lo.target = translate::LoweringTarget::X86_64;
     lo.chain_exits = options.chain_exits;
@@ -206,11 +197,6 @@ core::Result<std::unique_ptr<JITCompiler>> JITCompiler::create(const JitOptions&
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!jtmb) return core::fail(ErrorCode::Internal, "detecting the host: " + llvm_error(jtmb.takeError()));
   jtmb->setCodeModel(llvm::CodeModel::Small);
-  // Without AVX-512 the X86 domain reassignment pass (moving integer logic to
-  // mask registers) does not run; it took a quarter of codegen time on
-  // medium blocks, and lifted SSE code has no use for 512-bit or mask
-  // instructions. Clearing avx512f clears every feature that depends on it.
-  jtmb->getFeatures().AddFeature("avx512f", false);
   auto tm = jtmb->createTargetMachine();
   if (!tm) return core::fail(ErrorCode::Internal, "creating the target machine: " + llvm_error(tm.takeError()));
   impl->tm = std::move(*tm);
@@ -252,21 +238,24 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   auto t0 = std::chrono::steady_clock::now();
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  translate::LoweringOptions lo = im.lowering_options(name, tier);
+  translate::LoweringOptions lo = im.lowering_options(name);
   lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
   out.stats.ir_instructions = lowered->ir_instructions;
 
+  t0 = std::chrono::steady_clock::now();
   if (tier == Tier::Optimized) {
-    t0 = std::chrono::steady_clock::now();
     im.optimize(*module);
-    out.stats.optimize_us = micros_since(t0);
     out.stats.ir_instructions_optimized = translate::count_instructions(*module);
   } else {
     out.stats.ir_instructions_optimized = out.stats.ir_instructions;
   }
+  // Fast only: at Optimized, CodeGenPrepare merges the blocks back, and the
+  // split code ran 30% slower (jit_performance) for 30% cheaper codegen.
+  if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(*module);
+  out.stats.optimize_us = micros_since(t0);
 
   t0 = std::chrono::steady_clock::now();
   auto obj = im.emit_object(*module, tier);
@@ -330,9 +319,12 @@ core::Result<std::string> JITCompiler::dump(const ir::IRBlock& block, Tier tier,
   std::string name = fmt::format("vm_{:x}", block.start_pc.value());
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  auto lowered = translate::lower_block(block, *module, im.lowering_options(name, tier));
+  auto lowered = translate::lower_block(block, *module, im.lowering_options(name));
   if (!lowered) return std::unexpected(lowered.error());
-  if (stage != Stage::Lowered && tier == Tier::Optimized) im.optimize(*module);
+  if (stage != Stage::Lowered) {
+    if (tier == Tier::Optimized) im.optimize(*module);
+    if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(*module);
+  }
   if (stage == Stage::Assembly) {
     im.configure_codegen(tier);
     auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile);

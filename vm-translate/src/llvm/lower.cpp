@@ -694,11 +694,12 @@ private:
     return b_.CreateSelect(c, a, bv);
   }
 
-  // Even parity by folding the bits with shifts and xors (FastISel has no
-  // ctpop); optimised x86-64 code uses ctpop, which is one popcnt there.
+  // Even parity: ctpop on x86-64, where it is one popcnt (or a short
+  // sequence without POPCNT); elsewhere by folding the bits with shifts and
+  // xors.
   Value* parity(Value* a) {
     llvm::Type* t = a->getType();
-    if (!opts_.split_at_insns && opts_.target == LoweringTarget::X86_64) {
+    if (opts_.target == LoweringTarget::X86_64) {
       Value* n = b_.CreateUnaryIntrinsic(llvm::Intrinsic::ctpop, a);
       return b_.CreateICmpEQ(b_.CreateAnd(n, llvm::ConstantInt::get(t, 1)), llvm::ConstantInt::get(t, 0));
     }
@@ -999,14 +1000,6 @@ private:
       case Opcode::SetReg: write_reg(op, arg(op, 0), arg_type(op, 0)); return {};
       case Opcode::InsnStart:
         insn_pc_ = core::GuestAddr(op.imm);
-        if (opts_.split_at_insns && !b_.GetInsertBlock()->empty()) {
-          // A new basic block per guest instruction: when FastISel meets an
-          // instruction it cannot select, SelectionDAG takes over the rest of
-          // the block, so short blocks keep that fallback short.
-          auto* bb = llvm::BasicBlock::Create(ctx_, fmt::format("insn_{:x}", op.imm), fn_);
-          b_.CreateBr(bb);
-          b_.SetInsertPoint(bb);
-        }
         return {};
       case Opcode::Load: {
         auto ext = static_cast<ir::Ext>(op.mod);

@@ -40,13 +40,14 @@ uint32_t count_instructions(const llvm::Module& module);
 // SimplifyCFG over every function. Builds its own analysis managers.
 void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm);
 
-// Prepares optimised IR for FastISel followed by the full machine pipeline
-// (the JIT's Tier::Optimized). When FastISel meets an instruction it cannot
-// select (i128 arithmetic, vector operations, i1 selects), SelectionDAG takes
-// over everything from the start of the basic block up to that instruction,
-// which in one large straight-line block is nearly all of it. This starts a
-// new basic block at every run of such instructions, so SelectionDAG only
-// sees the run. Returns the number of blocks split.
+// Prepares IR for FastISel at CodeGenOptLevel::None (the JIT's Tier::Fast).
+// When FastISel meets an instruction it cannot select (i128 arithmetic,
+// vector operations, i1 selects), SelectionDAG takes over everything from
+// the start of the basic block up to that instruction, which in one large
+// straight-line block is nearly all of it. This starts a new basic block at
+// every run of such instructions, so SelectionDAG only sees the run. (At
+// higher levels CodeGenPrepare merges such blocks back.) Returns the number
+// of blocks split.
 uint32_t isolate_fast_isel_fallbacks(llvm::Module& module);
 
 }  // namespace vm::translate

@@ -143,9 +143,6 @@ struct LoweringOptions {
   // slot: a global pointer that, once the engine stores a compiled successor
   // in it, is tail-called instead of returning. Off: plain returns.
   bool chain_exits = false;
-  // Start a new basic block at every guest instruction (the JIT's Fast tier:
-  // keeps FastISel's fallbacks to SelectionDAG local to one instruction).
-  bool split_at_insns = false;
   // Indirect exits (indirect jump, indirect call, ret) look the target pc up
   // in mem->jump_cache and tail-call the entry they find instead of returning.
   bool inline_jump_cache = false;
