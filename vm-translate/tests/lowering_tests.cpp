@@ -99,3 +99,30 @@ entry:
   // Blocks that start with a rejected run, or hold none, are left alone.
   CHECK(translate::isolate_fast_isel_fallbacks(*module) == 0);
 }
+
+TEST_CASE("softmmu guest accesses and TLB loads carry disjoint alias scopes") {
+  auto block = ir::parse(
+      "block 0x1000 len 1 {\n  insn 0x1000\n  %0:i64 = get_reg rsp\n  %1:i64 = load %0\n  store %0, %1\n"
+      "  jump 0x1001\n}");
+  REQUIRE(block.has_value());
+  translate::LoweringOptions o;
+  o.memory = translate::MemoryStrategy::SoftMmu;
+  auto text = translate::lower_to_llvm_text(*block, o);
+  REQUIRE(text.has_value());
+  // The guest load and store on the TLB-hit path: scoped as guest memory,
+  // and declared not to alias the TLB scope (and the other way round).
+  auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = text->find(needle); at != std::string::npos; at = text->find(needle, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("!alias.scope") >= 2 + 4);  // guest load + store, at least the TLB fields of one lookup
+  CHECK(count("!alias.scope") == count("!noalias"));
+  CHECK(text->find("\"guest memory\"") != std::string::npos);
+  CHECK(text->find("\"tlb\"") != std::string::npos);
+  // Direct mode has no TLB and no scopes.
+  o.memory = translate::MemoryStrategy::Direct;
+  auto direct = translate::lower_to_llvm_text(*block, o);
+  REQUIRE(direct.has_value());
+  CHECK(direct->find("!alias.scope") == std::string::npos);
+}

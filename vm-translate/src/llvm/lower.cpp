@@ -101,6 +101,10 @@ public:
       region_mask_ = b_.CreateLoad(i64_, mem_field(kMemCtxRegionMask), "region_mask");
     } else {
       tlb_ = b_.CreateLoad(ptr_, mem_field(kMemCtxTlb), "tlb");
+      llvm::MDBuilder mdb(ctx_);
+      llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("vm");
+      guest_scope_ = llvm::MDNode::get(ctx_, {mdb.createAnonymousAliasScope(domain, "guest memory")});
+      tlb_scope_ = llvm::MDNode::get(ctx_, {mdb.createAnonymousAliasScope(domain, "tlb")});
     }
     for (size_t i = 0; i < blocks.size(); ++i) {
       block_entries_.push_back(llvm::BasicBlock::Create(ctx_, fmt::format("block_{:x}", blocks[i].start_pc.value()), fn_));
@@ -168,6 +172,12 @@ private:
   Value* guest_base_ = nullptr;
   Value* region_mask_ = nullptr;
   Value* tlb_ = nullptr;
+  // SoftMmu alias scopes: a guest access through a TLB entry's host pointer
+  // never touches the TLB itself (guest RAM and the TLB are separate host
+  // allocations), so the TLB's index mask, table and tag stay in registers
+  // across guest stores; only calls (slow paths, helpers) reload them.
+  llvm::MDNode* guest_scope_ = nullptr;
+  llvm::MDNode* tlb_scope_ = nullptr;
   bool strict_ = false;
 
   std::vector<llvm::BasicBlock*> block_entries_;
@@ -449,17 +459,30 @@ private:
 
   // SoftMmu: emits the TLB check; returns the hit condition and the host
   // pointer valid when it holds. `comparator_off` picks read or write.
+  // Tags a load or store with its alias scope (SoftMmu only).
+  template <typename I>
+  I* scoped(I* inst, bool guest) {
+    if (guest_scope_ != nullptr) {
+      inst->setMetadata(llvm::LLVMContext::MD_alias_scope, guest ? guest_scope_ : tlb_scope_);
+      inst->setMetadata(llvm::LLVMContext::MD_noalias, guest ? tlb_scope_ : guest_scope_);
+    }
+    return inst;
+  }
+  Value* tlb_load(llvm::Type* t, Value* base, size_t offset) {
+    return scoped(b_.CreateLoad(t, b_.CreateConstInBoundsGEP1_64(i8_, base, offset)), false);
+  }
+
   std::pair<Value*, Value*> tlb_lookup(Value* addr, uint32_t size, size_t comparator_off) {
-    Value* index_mask = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, tlb_, core::kTlbFastIndexMaskOffset));
-    Value* table = b_.CreateLoad(ptr_, b_.CreateConstInBoundsGEP1_64(i8_, tlb_, core::kTlbFastTableOffset));
-    Value* tag = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, tlb_, core::kTlbFastTagOffset));
+    Value* index_mask = tlb_load(i64_, tlb_, core::kTlbFastIndexMaskOffset);
+    Value* table = tlb_load(ptr_, tlb_, core::kTlbFastTableOffset);
+    Value* tag = tlb_load(i64_, tlb_, core::kTlbFastTagOffset);
     Value* idx = b_.CreateAnd(b_.CreateLShr(addr, core::kTlbIndexShift), index_mask);
     Value* entry = b_.CreateGEP(i8_, table, idx);
     Value* last = b_.CreateAdd(addr, c64(size - 1));
     Value* want = b_.CreateOr(b_.CreateAnd(last, c64(core::kTlbPageMask)), tag);
-    Value* have = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, entry, comparator_off));
+    Value* have = tlb_load(i64_, entry, comparator_off);
     Value* hit = b_.CreateICmpEQ(have, want, "tlb_hit");
-    Value* addend = b_.CreateLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, entry, core::kTlbEntryAddendOffset));
+    Value* addend = tlb_load(i64_, entry, core::kTlbEntryAddendOffset);
     Value* host = b_.CreateIntToPtr(b_.CreateAdd(addr, addend), ptr_);
     return {hit, host};
   }
@@ -481,7 +504,7 @@ private:
     auto* join = llvm::BasicBlock::Create(ctx_, "ld_join", fn_);
     b_.CreateCondBr(hit, fast, slow, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
     b_.SetInsertPoint(fast);
-    Value* fv = b_.CreateAlignedLoad(t, host, llvm::Align(1));
+    Value* fv = scoped(b_.CreateAlignedLoad(t, host, llvm::Align(1)), true);
     b_.CreateBr(join);
     b_.SetInsertPoint(slow);
     auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, ptr_}, false);
@@ -508,7 +531,7 @@ private:
     auto* join = llvm::BasicBlock::Create(ctx_, "st_join", fn_);
     b_.CreateCondBr(hit, fast, slow, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
     b_.SetInsertPoint(fast);
-    b_.CreateAlignedStore(v, host, llvm::Align(1));
+    scoped(b_.CreateAlignedStore(v, host, llvm::Align(1)), true);
     b_.CreateBr(join);
     b_.SetInsertPoint(slow);
     b_.CreateAlignedStore(v, slow_buf_, llvm::Align(1));
