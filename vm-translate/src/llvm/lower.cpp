@@ -457,8 +457,6 @@ private:
   // Host pointer for a direct access.
   Value* direct_addr(Value* addr) { return b_.CreateGEP(i8_, guest_base_, b_.CreateAnd(addr, region_mask_)); }
 
-  // SoftMmu: emits the TLB check; returns the hit condition and the host
-  // pointer valid when it holds. `comparator_off` picks read or write.
   // Tags a load or store with its alias scope (SoftMmu only).
   template <typename I>
   I* scoped(I* inst, bool guest) {
@@ -472,6 +470,8 @@ private:
     return scoped(b_.CreateLoad(t, b_.CreateConstInBoundsGEP1_64(i8_, base, offset)), false);
   }
 
+  // SoftMmu: emits the TLB check; returns the hit condition and the host
+  // pointer valid when it holds. `comparator_off` picks read or write.
   std::pair<Value*, Value*> tlb_lookup(Value* addr, uint32_t size, size_t comparator_off) {
     Value* index_mask = tlb_load(i64_, tlb_, core::kTlbFastIndexMaskOffset);
     Value* table = tlb_load(ptr_, tlb_, core::kTlbFastTableOffset);

@@ -44,7 +44,7 @@ std::optional<Stage> parse_stage(std::string_view s);  // "lift"/"llvm", "opt", 
 
 struct CompileStats {
   double lower_us = 0;      // vm-ir -> LLVM IR
-  double optimize_us = 0;   // IR pipeline (0 at Tier::Fast)
+  double optimize_us = 0;   // IR pipeline (at Tier::Fast only the FastISel block splitting)
   double codegen_us = 0;    // LLVM IR -> object file
   double link_us = 0;       // object -> executable memory, symbol lookup
   uint32_t ir_instructions = 0;            // LLVM instructions as lowered
