@@ -61,17 +61,17 @@ void ExecutionEngine::dump(uint64_t pc, std::string_view suffix, std::string_vie
   if (!out) VM_LOG_WARN("cannot write the dump {}", path);
 }
 
-// LLVM IR and host assembly of a block's compile. A region is dumped as its
-// head block compiled alone at the region's tier.
-void ExecutionEngine::dump_compiled(const Block& b, Tier tier) {
-  uint64_t pc = b.ir.start_pc.value();
+// LLVM IR and host assembly of a compile: one block, or a region's blocks
+// (head first) compiled as one function.
+void ExecutionEngine::dump_compiled(std::span<const ir::IRBlock> irs, Tier tier) {
+  uint64_t pc = irs[0].start_pc.value();
   auto name = [&](const char* ext) { return fmt::format("{}.{}", tier_name(tier), ext); };
   if (config_.dump_stages & kDumpLlvm) {
-    auto t = jit_->dump(b.ir, tier, tier == Tier::Fast ? Stage::Lowered : Stage::Optimized);
+    auto t = jit_->dump_region(irs, tier, tier == Tier::Fast ? Stage::Lowered : Stage::Optimized);
     dump(pc, name("ll"), t ? *t : "; " + t.error().to_string() + "\n");
   }
   if (config_.dump_stages & kDumpAsm) {
-    auto t = jit_->dump(b.ir, tier, Stage::Assembly);
+    auto t = jit_->dump_region(irs, tier, Stage::Assembly);
     dump(pc, name("s"), t ? *t : "# " + t.error().to_string() + "\n");
   }
 }
@@ -123,7 +123,7 @@ private:
         queue_.pop_front();
       }
       job.result = jit_->compile_region(job.irs, Tier::Optimized);
-      job.irs.clear();
+      if (!job.keep_irs) job.irs.clear();
       std::lock_guard lock(mutex_);
       done_.push_back(std::move(job));
       ready_.store(true, std::memory_order_release);
@@ -357,7 +357,7 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   add_compile_stats(stats_.compile, c->stats);
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
   install(b, std::move(*c), jit_.get());
-  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(b, tier);
+  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(std::span<const ir::IRBlock>(&b.ir, 1), tier);
 }
 
 // A block whose Fast code became hot is recompiled at Tier::Optimized
@@ -384,6 +384,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   }
   RegionJob job;
   job.head_pc = head.ir.start_pc.value();
+  job.keep_irs = (config_.dump_stages & (kDumpLlvm | kDumpAsm)) != 0;
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.
@@ -440,7 +441,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
         page_blocks_[page].push_back(job.head_pc);
       }
   install(head, std::move(code), owner);
-  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(head, Tier::Optimized);
+  if (job.keep_irs) dump_compiled(job.irs, Tier::Optimized);
 }
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {

@@ -314,12 +314,17 @@ size_t JITCompiler::live_units() const {
 }
 
 core::Result<std::string> JITCompiler::dump(const ir::IRBlock& block, Tier tier, Stage stage) {
+  return dump_region(std::span<const ir::IRBlock>(&block, 1), tier, stage);
+}
+
+core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> blocks, Tier tier, Stage stage) {
+  if (blocks.empty()) return core::fail(ErrorCode::InvalidArgument, "nothing to dump");
   Impl& im = *impl_;
   std::lock_guard lock(im.mutex);
-  std::string name = fmt::format("vm_{:x}", block.start_pc.value());
+  std::string name = fmt::format("vm_{:x}", blocks[0].start_pc.value());
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  auto lowered = translate::lower_block(block, *module, im.lowering_options(name));
+  auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name));
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered) {
     if (tier == Tier::Optimized) im.optimize(*module);

@@ -4,7 +4,9 @@
 // type (i1 for flags, iN for integer registers, <2 x i64> for xmm) and written
 // back only when control leaves: at exits (including the side exits of
 // run-time traps, which store the registers dirty at that point, so faults are
-// precise) and before helper calls, after which the cache is empty. Float
+// precise) and before helper calls, after which the cache is empty. In a
+// region, values cross internal edges in per-register slots (allocas that
+// SROA promotes), and every exit stores what the region writes. Float
 // semantics follow the interpreter bit for bit: NaN results are fixed up in
 // the integer domain to x86's rules (first NaN operand quieted, else the
 // default NaN 0xffc00000 / 0xfff8...), so AArch64 and RISC-V hosts with other
@@ -106,6 +108,7 @@ public:
       guest_scope_ = llvm::MDNode::get(ctx_, {mdb.createAnonymousAliasScope(domain, "guest memory")});
       tlb_scope_ = llvm::MDNode::get(ctx_, {mdb.createAnonymousAliasScope(domain, "tlb")});
     }
+    if (blocks.size() > 1) init_region_slots(blocks);
     for (size_t i = 0; i < blocks.size(); ++i) {
       block_entries_.push_back(llvm::BasicBlock::Create(ctx_, fmt::format("block_{:x}", blocks[i].start_pc.value()), fn_));
       // A lone block's jump to its own start returns to the caller like any
@@ -132,6 +135,7 @@ public:
     }
     for (size_t i = 0; i < blocks.size(); ++i) {
       b_.SetInsertPoint(block_entries_[i]);
+      cur_block_ = i;
       reset_block_state();
       if (auto r = lower_block_body(blocks[i]); !r) return std::unexpected(r.error());
     }
@@ -183,6 +187,20 @@ private:
   std::vector<llvm::BasicBlock*> block_entries_;
   std::unordered_map<uint64_t, size_t> region_index_;
   std::vector<ChainSlot> chain_slots_;
+
+  // Regions only. Across the region's internal edges a guest register lives
+  // in a slot (an alloca that SROA turns into SSA values and phis), not in
+  // the state: an internal edge stores nothing to the state, and every exit
+  // stores the registers the region writes (`written_`). Returning exits
+  // share one block (`common_exit_`) whose phis take the registers' values.
+  bool region_ = false;
+  size_t cur_block_ = 0;
+  std::array<llvm::AllocaInst*, core::kNumX86Regs> slots_{};
+  std::array<bool, core::kNumX86Regs> written_{};
+  llvm::BasicBlock* common_exit_ = nullptr;
+  llvm::PHINode* exit_rip_ = nullptr;
+  llvm::PHINode* exit_code_ = nullptr;
+  std::array<llvm::PHINode*, core::kNumX86Regs> exit_vals_{};
 
   // Per-block state.
   std::array<RegCache, core::kNumX86Regs> regs_{};
@@ -300,6 +318,7 @@ private:
   Value* get_full(core::X86Reg r) {
     auto& c = regs_[static_cast<size_t>(r)];
     if (c.value) return c.value;
+    if (region_) return c.value = current(static_cast<size_t>(r));
     const auto& ri = core::reg_info(r);
     if (ri.kind == RegKind::Flag) {
       Value* byte = b_.CreateLoad(i8_, state_field(ri.offset), std::string(ri.name));
@@ -309,13 +328,88 @@ private:
     }
     return c.value;
   }
+  // The register's current value, from the cache or (regions) its slot.
+  Value* current(size_t i) {
+    if (regs_[i].value) return regs_[i].value;
+    return b_.CreateLoad(slots_[i]->getAllocatedType(), slots_[i], std::string(core::kX86Regs[i].name));
+  }
+  Value* load_state_reg(llvm::IRBuilder<>& b, const core::RegInfo& ri) {
+    if (ri.kind == RegKind::Flag)
+      return b.CreateTrunc(b.CreateLoad(i8_, b.CreateConstInBoundsGEP1_64(i8_, state_, ri.offset)), b.getInt1Ty());
+    return b.CreateAlignedLoad(reg_storage_ty(ri), b.CreateConstInBoundsGEP1_64(i8_, state_, ri.offset), reg_align(ri),
+                               std::string(ri.name));
+  }
+  void store_state_reg(llvm::IRBuilder<>& b, const core::RegInfo& ri, Value* v) {
+    if (ri.kind == RegKind::Flag) v = b.CreateZExt(v, i8_);
+    b.CreateAlignedStore(v, b.CreateConstInBoundsGEP1_64(i8_, state_, ri.offset), reg_align(ri));
+  }
+  // A slot for every register the region reads or writes (MXCSR too: the
+  // rounding of float ops may read it), filled from the state on entry.
+  void init_region_slots(std::span<const ir::IRBlock> blocks) {
+    region_ = true;
+    std::array<bool, core::kNumX86Regs> used{};
+    used[static_cast<size_t>(core::X86Reg::Mxcsr)] = true;
+    for (const auto& blk : blocks)
+      for (const auto& op : blk.ops) {
+        if (op.opcode != Opcode::GetReg && op.opcode != Opcode::SetReg) continue;
+        used[op.aux] = true;
+        if (op.opcode == Opcode::SetReg) written_[op.aux] = true;
+      }
+    for (size_t i = 0; i < used.size(); ++i) {
+      if (!used[i]) continue;
+      const auto& ri = core::kX86Regs[i];
+      slots_[i] = b_.CreateAlloca(reg_storage_ty(ri), nullptr, fmt::format("{}.slot", ri.name));
+      b_.CreateStore(load_state_reg(b_, ri), slots_[i]);
+    }
+  }
+  // Regions: the state may have changed under a helper call; refill the slots.
+  void reload_slots() {
+    for (size_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i]) b_.CreateStore(load_state_reg(b_, core::kX86Regs[i]), slots_[i]);
+  }
+  // Regions: an internal edge leaves the block's changes in the slots.
+  void spill_to_slots() {
+    for (size_t i = 0; i < regs_.size(); ++i)
+      if (regs_[i].dirty) b_.CreateStore(regs_[i].value, slots_[i]);
+  }
+  // Regions: branches to the shared returning exit (rounding already restored).
+  void leave_region(Value* rip, uint64_t code) {
+    if (!common_exit_) {
+      common_exit_ = llvm::BasicBlock::Create(ctx_, "region_exit", fn_);
+      llvm::IRBuilder<> eb(common_exit_);
+      exit_rip_ = eb.CreatePHI(i64_, 8, "exit_rip");
+      exit_code_ = eb.CreatePHI(i64_, 8, "exit_code");
+      for (size_t i = 0; i < written_.size(); ++i)
+        if (written_[i]) exit_vals_[i] = eb.CreatePHI(slots_[i]->getAllocatedType(), 8);
+      for (size_t i = 0; i < written_.size(); ++i)
+        if (written_[i]) store_state_reg(eb, core::kX86Regs[i], exit_vals_[i]);
+      eb.CreateAlignedStore(exit_rip_, eb.CreateConstInBoundsGEP1_64(i8_, state_, core::reg_info(core::X86Reg::Rip).offset),
+                            llvm::Align(8));
+      eb.CreateRet(exit_code_);
+    }
+    std::array<Value*, core::kNumX86Regs> vals{};
+    for (size_t i = 0; i < written_.size(); ++i)
+      if (written_[i]) vals[i] = current(i);
+    auto* from = b_.GetInsertBlock();
+    b_.CreateBr(common_exit_);
+    exit_rip_->addIncoming(rip, from);
+    exit_code_->addIncoming(c64(code), from);
+    for (size_t i = 0; i < written_.size(); ++i)
+      if (written_[i]) exit_vals_[i]->addIncoming(vals[i], from);
+  }
   void set_full(core::X86Reg r, Value* v) {
     auto& c = regs_[static_cast<size_t>(r)];
     c.value = v;
     c.dirty = true;
   }
-  // Writes every dirty register back to the state (the cache stays valid).
+  // Writes every dirty register back to the state (the cache stays valid);
+  // in a region, every register the region writes.
   void store_dirty() {
+    if (region_) {
+      for (size_t i = 0; i < written_.size(); ++i)
+        if (written_[i]) store_state_reg(b_, core::kX86Regs[i], current(i));
+      return;
+    }
     for (size_t i = 0; i < regs_.size(); ++i) {
       if (!regs_[i].dirty) continue;
       const auto& ri = core::kX86Regs[i];
@@ -375,6 +469,10 @@ private:
 
   // Leaves the function: registers and rip to the state, default rounding, return.
   void emit_return(Value* rip, uint64_t code) {
+    if (region_) {
+      restore_nearest_for_exit();
+      return leave_region(rip, code);
+    }
     store_dirty();
     b_.CreateAlignedStore(rip, rip_ptr(), llvm::Align(8));
     restore_nearest_for_exit();
@@ -393,16 +491,20 @@ private:
   // chain slot, or a plain return.
   void direct_exit(core::GuestAddr target, uint64_t code) {
     if (auto it = region_index_.find(target.value()); it != region_index_.end()) {
-      store_dirty();
-      b_.CreateAlignedStore(c64(target.value()), rip_ptr(), llvm::Align(8));
+      spill_to_slots();
       restore_nearest_for_exit();
-      // The owner may ask running code to come back (its translations changed).
+      if (it->second > cur_block_) {  // a forward edge: no cycle closes here
+        b_.CreateBr(block_entries_[it->second]);
+        return;
+      }
+      // A back edge: the owner may ask running code to come back (its
+      // translations changed).
       Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
       auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
       b_.CreateCondBr(b_.CreateIsNotNull(req), leave, block_entries_[it->second],
                       llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
       b_.SetInsertPoint(leave);
-      b_.CreateRet(c64(code));
+      leave_region(c64(target.value()), code);
       return;
     }
     if (!opts_.chain_exits) return emit_return(c64(target.value()), code);
@@ -1076,6 +1178,7 @@ private:
         phi->addIncoming(c64(0), start);
         phi->addIncoming(c64(0), have_table);
         phi->addIncoming(r, do_call);
+        if (region_) reload_slots();
         if (op.type != Type::Void) out = phi;
         return {};
       }

@@ -1,9 +1,11 @@
 // The lean IR pipeline: the passes that pay off on lifted code (scalar
 // replacement, redundancy and dead-store elimination, peepholes, CFG
-// clean-up) without the cost of the full O2/O3 module pipeline.
+// clean-up, sinking into cold exits) without the cost of the full O2/O3
+// module pipeline.
 #include <llvm/IR/Instructions.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Transforms/Scalar/Sink.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
 #include <llvm/Transforms/Scalar/ADCE.h>
@@ -38,6 +40,7 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   fpm.addPass(llvm::DSEPass());
   fpm.addPass(llvm::ADCEPass());
   fpm.addPass(llvm::SimplifyCFGPass());
+  fpm.addPass(llvm::SinkingPass());
   llvm::ModulePassManager mpm;
   mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
   mpm.run(module, mam);

@@ -55,8 +55,8 @@ struct EngineConfig {
   uint32_t hot_threshold = 50;
   uint32_t opt_threshold = 256;
   // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
-  uint32_t max_region_blocks = 8;
-  uint32_t max_region_ops = 2000;
+  uint32_t max_region_blocks = 32;
+  uint32_t max_region_ops = 6000;
   // Tiered: compile regions on a background thread while the fast code
   // keeps running (on by default when the host has more than one CPU).
   bool background_compile = true;
@@ -151,6 +151,7 @@ private:
     uint64_t head_pc = 0;
     std::vector<std::pair<uint64_t, uint64_t>> members;  // pc, serial
     std::vector<ir::IRBlock> irs;
+    bool keep_irs = false;  // past the compile, for --dump
     std::optional<core::Result<CompiledBlock>> result;
   };
   class Background;
@@ -167,7 +168,7 @@ private:
   void finish_region(RegionJob& job);
   void install(Block& b, CompiledBlock code, JITCompiler* owner);
   void dump(uint64_t pc, std::string_view suffix, std::string_view text);
-  void dump_compiled(const Block& b, Tier tier);
+  void dump_compiled(std::span<const ir::IRBlock> irs, Tier tier);
   void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
   void retire(std::unique_ptr<Block> b);

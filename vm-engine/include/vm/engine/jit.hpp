@@ -95,9 +95,10 @@ public:
   core::Result<void> release(const CompiledBlock& block);
   [[nodiscard]] size_t live_units() const;
 
-  // The text of one stage for `block` (LLVM IR as lowered, after the tier's
-  // pipeline, or host assembly). Does not add code to the JIT.
+  // The text of one stage for `block` or a region (LLVM IR as lowered, after
+  // the tier's pipeline, or host assembly). Does not add code to the JIT.
   core::Result<std::string> dump(const ir::IRBlock& block, Tier tier, Stage stage);
+  core::Result<std::string> dump_region(std::span<const ir::IRBlock> blocks, Tier tier, Stage stage);
 
   [[nodiscard]] const JitOptions& options() const;
 
