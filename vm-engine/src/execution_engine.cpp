@@ -368,9 +368,11 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   size_t ops = head.ir.ops.size();
   for (size_t i = 0; i < members.size() && members.size() < config_.max_region_blocks; ++i) {
     const ir::Terminator& t = members[i]->ir.term;
-    uint64_t next[2] = {0, 0};
-    if (t.kind == ir::TermKind::Jump) next[0] = t.target.value();
-    if (t.kind == ir::TermKind::Branch) next[0] = t.target.value(), next[1] = t.fallthrough.value();
+    std::vector<uint64_t> next;
+    if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
+    if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
+    for (const ir::Op& op : members[i]->ir.ops)  // early leaves (rep with a zero count)
+      if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
     for (uint64_t pc : next) {
       if (pc == 0 || members.size() >= config_.max_region_blocks) continue;
       auto it = blocks_.find(pc);

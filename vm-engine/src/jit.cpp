@@ -197,6 +197,12 @@ core::Result<std::unique_ptr<JITCompiler>> JITCompiler::create(const JitOptions&
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!jtmb) return core::fail(ErrorCode::Internal, "detecting the host: " + llvm_error(jtmb.takeError()));
   jtmb->setCodeModel(llvm::CodeModel::Small);
+  // Position-independent: JIT memory lies far above 2 GiB, and the static
+  // model may address a constant pool with an absolute 32-bit displacement
+  // (an indexed load from a table of constants), which cannot be linked
+  // there. Our own globals (chain slots) are dso_local, so they stay
+  // RIP-relative rather than going through the GOT.
+  jtmb->setRelocationModel(llvm::Reloc::PIC_);
   auto tm = jtmb->createTargetMachine();
   if (!tm) return core::fail(ErrorCode::Internal, "creating the target machine: " + llvm_error(tm.takeError()));
   impl->tm = std::move(*tm);

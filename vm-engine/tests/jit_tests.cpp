@@ -53,7 +53,7 @@ enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb };
 // and the JIT; returns "" when they agree. For a region the interpreter
 // follows the jumps and branches that reach another of its blocks.
 std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86State& s0, const FlatMemory& m0,
-                        engine::Tier tier, Mode mode) {
+                        engine::Tier tier, Mode mode, size_t* edges_followed = nullptr) {
   FlatMemory mi(m0.base(), m0.size());
   mi.copy_from(m0);
   core::X86State si = s0;
@@ -65,6 +65,7 @@ std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86Stat
     auto next = std::find_if(blocks.begin(), blocks.end(), [&](const ir::IRBlock& b) { return b.start_pc.value() == si.rip; });
     if (next == blocks.end()) break;
     want = interp.run(*next, si);
+    if (edges_followed) ++*edges_followed;
   }
 
   FlatMemory mj(m0.base(), m0.size());
@@ -117,8 +118,9 @@ void differential(uint64_t seed, uint32_t count, Mode mode, const ir::testing::R
   }
 }
 
-// A random region of 2-6 random blocks: each block's jump or branch goes
-// forward, to a later block of the region or out of it, so every run ends.
+// A random region of 2-6 random blocks: each block's jump, branch or
+// exit_if goes forward, to a later block of the region or out of it, so
+// every run ends.
 // Most blocks get such a terminator; the others keep their random one.
 std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::RandomBlockOptions& base_opts) {
   size_t n = 2 + rng() % 5;
@@ -151,6 +153,8 @@ std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::
       for (auto* a : {&t.target, &t.fallthrough})
         if (std::find(pcs.begin(), pcs.end(), a->value()) != pcs.end()) *a = core::GuestAddr(outside + 0x10);
     }
+    for (ir::Op& op : b.ops)  // early leaves: forward into the region or out
+      if (op.opcode == ir::Opcode::ExitIf) op.imm = forward().value();
     blocks.push_back(std::move(b));
   }
   return blocks;
@@ -191,20 +195,23 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
   // exit (chain, side exit, fault) stores what the region wrote.
   uint64_t seed = ir::testing::test_seed(0x5eed0007);
   std::mt19937_64 rng(seed);
-  uint32_t failures = 0;
-  for (uint32_t i = 0; i < 400 * ir::testing::test_scale() && failures < 3; ++i) {
+  uint32_t failures = 0, regions = 400 * ir::testing::test_scale(), crossing = 0;
+  for (uint32_t i = 0; i < regions && failures < 3; ++i) {
     Mode mode = static_cast<Mode>(i % 3);
     auto o = no_helper_options();
     if (mode == Mode::SoftMmuTlb) o.mem_base = 0x10e00, o.mem_size = 0x400;
     // Half the regions use a few registers, so values often cross edges.
     using R = core::X86Reg;
     if (i % 2 == 0) o.regs = {R::Rax, R::Rcx, R::Rdx, R::Rsp, R::Cf, R::Zf, R::Sf, R::Of, R::Xmm0, R::Xmm1};
+    o.conditional_exits = i % 4 < 2;  // trap_if and exit_if inside the blocks
     auto blocks = random_region(rng, o);
     core::X86State s0 = testing::random_state(rng);
     FlatMemory m0(0x10000, 0x1000);
     m0.fill(rng);
     for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
-      std::string diff = compare_one(blocks, s0, m0, tier, mode);
+      size_t edges = 0;
+      std::string diff = compare_one(blocks, s0, m0, tier, mode, &edges);
+      if (tier == engine::Tier::Fast && edges > 0) ++crossing;
       if (!diff.empty()) {
         ++failures;
         std::string text;
@@ -214,6 +221,8 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
       }
     }
   }
+  // The runs must actually cross internal edges (not only leave at once).
+  CHECK_MESSAGE(crossing * 4 >= regions, "only ", crossing, " of ", regions, " regions crossed an internal edge");
 }
 
 TEST_CASE("helper calls see the flushed state and their writes are reloaded") {

@@ -282,9 +282,27 @@ private:
     return c32(kNearest);
   }
   void install_mode(Value* mode) {
-    if (mode == cur_mode_) return;
-    b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {mode});
-    cur_mode_ = mode;
+    if (mode != cur_mode_) {
+      b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {mode});
+      cur_mode_ = mode;
+    }
+    if (strict_) b_.setDefaultConstrainedRounding(constrained_rounding(mode));
+  }
+  // The installed mode as the rounding argument of the constrained ops that
+  // follow. A static mode lets LLVM fold constants in that mode; with
+  // "dynamic" it folds exact results as if rounding to nearest, which gives
+  // x - x = +0 where rounding down wants -0.
+  static llvm::RoundingMode constrained_rounding(Value* mode) {
+    if (auto* c = llvm::dyn_cast<llvm::ConstantInt>(mode)) {
+      switch (c->getZExtValue()) {
+        case 0: return llvm::RoundingMode::TowardZero;
+        case 1: return llvm::RoundingMode::NearestTiesToEven;
+        case 2: return llvm::RoundingMode::TowardPositive;
+        case 3: return llvm::RoundingMode::TowardNegative;
+        default: break;
+      }
+    }
+    return llvm::RoundingMode::Dynamic;
   }
   void ensure_rounding(Rounding rm) { install_mode(mode_for(rm)); }
   // Host code outside (exits, helpers, slow paths) runs in the default mode.
@@ -492,6 +510,8 @@ private:
   void direct_exit(core::GuestAddr target, uint64_t code) {
     if (auto it = region_index_.find(target.value()); it != region_index_.end()) {
       spill_to_slots();
+      // A block that reads rip sees its own start, as after any exit.
+      if (auto* rip_slot = slots_[static_cast<size_t>(core::X86Reg::Rip)]) b_.CreateStore(c64(target.value()), rip_slot);
       restore_nearest_for_exit();
       if (it->second > cur_block_) {  // a forward edge: no cycle closes here
         b_.CreateBr(block_entries_[it->second]);
@@ -512,6 +532,7 @@ private:
     auto* slot = llvm::cast<llvm::GlobalVariable>(mod_.getOrInsertGlobal(name, ptr_));
     slot->setInitializer(llvm::ConstantPointerNull::get(ptr_));
     slot->setAlignment(llvm::Align(8));
+    slot->setDSOLocal(true);
     chain_slots_.push_back(ChainSlot{name, target});
     store_dirty();
     b_.CreateAlignedStore(c64(target.value()), rip_ptr(), llvm::Align(8));
@@ -1144,13 +1165,14 @@ private:
         side_exit(arg(op, 0), encode_exit(TermKind::Trap, static_cast<ir::TrapReason>(op.aux)), "trap_if");
         return {};
       case Opcode::ExitIf: {
-        // A rarely taken early leave (e.g. rep with a zero count): a plain
-        // return to the dispatcher, no chain slot.
+        // An early leave to a static pc (e.g. rep with a zero count, which
+        // memset and memcpy of short lengths take every time): a direct exit
+        // like a jump's, so it chains (or stays inside a region).
         auto* exit_bb = llvm::BasicBlock::Create(ctx_, "exit_if", fn_);
         auto* cont = llvm::BasicBlock::Create(ctx_, "cont", fn_);
-        b_.CreateCondBr(arg(op, 0), exit_bb, cont, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+        b_.CreateCondBr(arg(op, 0), exit_bb, cont);
         b_.SetInsertPoint(exit_bb);
-        emit_return(c64(op.imm), encode_exit(TermKind::Jump));
+        direct_exit(core::GuestAddr(op.imm), encode_exit(TermKind::Jump));
         b_.SetInsertPoint(cont);
         return {};
       }
