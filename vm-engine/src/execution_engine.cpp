@@ -122,7 +122,7 @@ private:
         job = std::move(queue_.front());
         queue_.pop_front();
       }
-      job.result = jit_->compile_region(job.irs, Tier::Optimized);
+      job.result = jit_->compile_region(job.irs, Tier::Optimized, job.unit);
       if (!job.keep_irs) job.irs.clear();
       std::lock_guard lock(mutex_);
       done_.push_back(std::move(job));
@@ -286,11 +286,41 @@ void ExecutionEngine::release(std::unique_ptr<Block>& b) {
   if (b) b->compiled.reset();
 }
 
+// Points every chain slot that exits to `pc`, and the inline jump cache's
+// entry for it, at `entry` (nullptr: unlinked).
+void ExecutionEngine::point_entries(uint64_t pc, translate::BlockFn entry) {
+  if (!config_.chain) return;
+  if (auto it = incoming_.find(pc); it != incoming_.end())
+    for (const Incoming& in : it->second) *in.slot = reinterpret_cast<void*>(entry);
+  auto& e = native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)];
+  if (entry != nullptr) {
+    e = {pc, entry};
+  } else if (e.pc == pc) {
+    e = {};
+  }
+}
+
+// A head's region code is going away: the members it served go back to
+// their own code.
+void ExecutionEngine::release_entry_members(Block& head) {
+  uint64_t head_pc = head.ir.start_pc.value();
+  for (uint64_t pc : head.entry_members) {
+    auto it = blocks_.find(pc);  // flush_all retires blocks in place: null entries
+    if (it == blocks_.end() || !it->second || it->second->region_head != head_pc) continue;
+    Block& m = *it->second;
+    m.region_entry = nullptr;
+    m.region_head = 0;
+    point_entries(pc, m.compiled ? m.compiled->entry : nullptr);
+  }
+  head.entry_members.clear();
+}
+
 // Detaches b's code from every other compiled block: no chain slot leads to
 // it, its own slots lead nowhere (code that is running in it right now
 // returns to the dispatcher at its exit), and the inline jump cache forgets it.
 void ExecutionEngine::unlink(Block& b) {
   if (!b.compiled) return;
+  release_entry_members(b);
   CompiledBlock& c = *b.compiled;
   for (size_t i = 0; i < c.chain_slots.size(); ++i) {
     *c.chain_slots[i] = nullptr;
@@ -316,6 +346,8 @@ void ExecutionEngine::install(Block& b, CompiledBlock code, JITCompiler* owner) 
   }
   b.compiled = std::move(code);
   b.code_owner = owner;
+  b.region_entry = nullptr;  // its own new code wins over another region's entry
+  b.region_head = 0;
   CompiledBlock& c = *b.compiled;
   uint64_t pc = b.ir.start_pc.value();
   if (config_.chain) {
@@ -325,7 +357,7 @@ void ExecutionEngine::install(Block& b, CompiledBlock code, JITCompiler* owner) 
       if (target == pc) continue;  // patched below with the others
       auto it = blocks_.find(target);
       if (it != blocks_.end() && it->second->compiled) {
-        *c.chain_slots[i] = reinterpret_cast<void*>(it->second->compiled->entry);
+        *c.chain_slots[i] = reinterpret_cast<void*>(entry_of(*it->second));
         ++stats_.chain_links;
       }
     }
@@ -387,6 +419,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   RegionJob job;
   job.head_pc = head.ir.start_pc.value();
   job.keep_irs = (config_.dump_stages & (kDumpLlvm | kDumpAsm)) != 0;
+  job.unit.all_entries = config_.region_entries;
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.
@@ -399,7 +432,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
 
 void ExecutionEngine::compile_region(Block& head) {
   RegionJob job = region_job(head);
-  job.result = jit_->compile_region(job.irs, Tier::Optimized);
+  job.result = jit_->compile_region(job.irs, Tier::Optimized, job.unit);
   finish_region(job);
 }
 
@@ -443,12 +476,25 @@ void ExecutionEngine::finish_region(RegionJob& job) {
         page_blocks_[page].push_back(job.head_pc);
       }
   install(head, std::move(code), owner);
+  if (config_.region_entries) {
+    // Members with their own Fast code enter through the region from now on
+    // (a member that heads an Optimized region of its own keeps that).
+    for (size_t i = 1; i < members.size(); ++i) {
+      Block& m = *members[i];
+      if (!m.compiled || m.compiled->tier != Tier::Fast) continue;
+      m.region_entry = head.compiled->entry;
+      m.region_head = job.head_pc;
+      head.entry_members.push_back(m.ir.start_pc.value());
+      point_entries(m.ir.start_pc.value(), m.region_entry);
+      ++stats_.region_entries;
+    }
+  }
   if (job.keep_irs) dump_compiled(job.irs, Tier::Optimized);
 }
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
   translate::MemoryContext& ctx = bridge_->context();
-  translate::ExitInfo exit = execute(*b.compiled, state, ctx);
+  translate::ExitInfo exit = translate::decode_exit(entry_of(b)(&state, &ctx));
   ++stats_.native_executions;
   ++stats_.native_exits[static_cast<size_t>(exit.kind) % stats_.native_exits.size()];
   ir::ExecResult r;
@@ -628,7 +674,7 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       }
     }
     if (b->compiled && config_.chain)  // an inline probe missed it (e.g. a colliding pc took its entry)
-      native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, b->compiled->entry};
+      native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, entry_of(*b)};
     ir::ExecResult r;
     if (b->compiled && verifier_) {
       bool deterministic = std::none_of(b->ir.ops.begin(), b->ir.ops.end(), [](const ir::Op& op) {

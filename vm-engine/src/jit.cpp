@@ -246,6 +246,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   auto module = im.new_module(name, context);
   translate::LoweringOptions lo = im.lowering_options(name);
   lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
+  lo.all_entries = unit.all_entries;
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);

@@ -122,6 +122,23 @@ TEST_CASE("compiled engines end in the interpreter's state: chained, regions, bo
       same_state(want, got);
       CHECK(got.stats.regions > 0);
       CHECK(got.stats.compiled_fast > 0);
+      CHECK(got.stats.region_entries > 0);  // members with fast code enter through their region
+    }
+    SUBCASE("tiered, the code cache flushed while regions serve their members") {
+      EngineConfig c = config(EngineKind::Tiered);
+      c.max_blocks = 6;  // the loop's blocks fit; the exit block's translation flushes them
+      Outcome got = run(kLoop, c, strategy);
+      same_state(want, got);
+      CHECK(got.stats.region_entries > 0);
+      CHECK(got.stats.cache_flushes > 0);
+    }
+    SUBCASE("tiered, regions entered only at their head") {
+      EngineConfig c = config(EngineKind::Tiered);
+      c.region_entries = false;
+      Outcome got = run(kLoop, c, strategy);
+      same_state(want, got);
+      CHECK(got.stats.regions > 0);
+      CHECK(got.stats.region_entries == 0);
     }
     SUBCASE("tiered, unchained") {
       EngineConfig c = config(EngineKind::Tiered);

@@ -49,17 +49,19 @@ struct WindowTlb {
 
 enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb };
 
-// Runs a block, or a region (blocks[0] is its entry), through the interpreter
-// and the JIT; returns "" when they agree. For a region the interpreter
-// follows the jumps and branches that reach another of its blocks.
+// Runs a block, or a region, through the interpreter and the JIT; returns ""
+// when they agree. For a region the interpreter follows the jumps and
+// branches that reach another of its blocks. `entry` > 0: the region is
+// compiled with every block as an entry and entered at blocks[entry] (the
+// state's rip says where, as it does when the engine enters code).
 std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86State& s0, const FlatMemory& m0,
-                        engine::Tier tier, Mode mode, size_t* edges_followed = nullptr) {
+                        engine::Tier tier, Mode mode, size_t* edges_followed = nullptr, size_t entry = 0) {
   FlatMemory mi(m0.base(), m0.size());
   mi.copy_from(m0);
   core::X86State si = s0;
   ir::HelperTable no_helpers;
   ir::Interpreter interp(mi, no_helpers);
-  ir::ExecResult want = interp.run(blocks[0], si);
+  ir::ExecResult want = interp.run(blocks[entry], si);
   for (size_t steps = 0; blocks.size() > 1 && steps < 64; ++steps) {
     if (want.kind != ir::TermKind::Jump && want.kind != ir::TermKind::Branch) break;
     auto next = std::find_if(blocks.begin(), blocks.end(), [&](const ir::IRBlock& b) { return b.start_pc.value() == si.rip; });
@@ -72,7 +74,9 @@ std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86Stat
   mj.copy_from(m0);
   core::X86State sj = s0;
   auto strategy = mode == Mode::Direct ? translate::MemoryStrategy::Direct : translate::MemoryStrategy::SoftMmu;
-  auto compiled = jit_for(strategy).compile_region(blocks, tier);
+  engine::UnitOptions unit;
+  unit.all_entries = entry > 0;
+  auto compiled = jit_for(strategy).compile_region(blocks, tier, unit);
   if (!compiled) return "compile failed: " + compiled.error().to_string();
   translate::ExitInfo got;
   uint64_t fault_addr = 0;
@@ -205,19 +209,22 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
     if (i % 2 == 0) o.regs = {R::Rax, R::Rcx, R::Rdx, R::Rsp, R::Cf, R::Zf, R::Sf, R::Of, R::Xmm0, R::Xmm1};
     o.conditional_exits = i % 4 < 2;  // trap_if and exit_if inside the blocks
     auto blocks = random_region(rng, o);
+    // A third of the regions are entered at a later block (all_entries).
+    size_t entry = i % 3 == 2 ? rng() % blocks.size() : 0;
     core::X86State s0 = testing::random_state(rng);
+    s0.rip = blocks[entry].start_pc.value();
     FlatMemory m0(0x10000, 0x1000);
     m0.fill(rng);
     for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
       size_t edges = 0;
-      std::string diff = compare_one(blocks, s0, m0, tier, mode, &edges);
+      std::string diff = compare_one(blocks, s0, m0, tier, mode, &edges, entry);
       if (tier == engine::Tier::Fast && edges > 0) ++crossing;
       if (!diff.empty()) {
         ++failures;
         std::string text;
         for (const auto& b : blocks) text += ir::print(b);
-        FAIL_CHECK(fmt::format("seed {} region {} mode {} tier {}:\n{}{}", seed, i, int(mode), engine::tier_name(tier),
-                               diff, text));
+        FAIL_CHECK(fmt::format("seed {} region {} mode {} tier {} entry {}:\n{}{}", seed, i, int(mode),
+                               engine::tier_name(tier), entry, diff, text));
       }
     }
   }

@@ -130,6 +130,10 @@ public:
       reset_block_state();
       b_.CreateAlignedStore(c64(blocks[0].start_pc.value()), rip_ptr(), llvm::Align(8));
       b_.CreateRet(c64(encode_exit(TermKind::Jump)));
+    } else if (opts_.all_entries && blocks.size() > 1) {
+      Value* rip = b_.CreateAlignedLoad(i64_, rip_ptr(), llvm::Align(8), "entry_rip");
+      auto* sw = b_.CreateSwitch(rip, block_entries_[0], static_cast<unsigned>(blocks.size() - 1));
+      for (size_t i = 1; i < blocks.size(); ++i) sw->addCase(b_.getInt64(blocks[i].start_pc.value()), block_entries_[i]);
     } else {
       b_.CreateBr(block_entries_[0]);
     }

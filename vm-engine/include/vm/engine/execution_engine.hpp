@@ -57,6 +57,10 @@ struct EngineConfig {
   // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
   uint32_t max_region_blocks = 32;
   uint32_t max_region_ops = 6000;
+  // Every block of a region is an entry of its code: a member reached from
+  // outside the region (the block after a call, reached by ret) runs the
+  // region's code instead of its own Tier::Fast code.
+  bool region_entries = true;
   // Tiered: compile regions on a background thread while the fast code
   // keeps running (on by default when the host has more than one CPU).
   bool background_compile = true;
@@ -91,6 +95,7 @@ struct EngineStats {
   uint64_t native_executions = 0;    // entries into compiled code from the dispatcher
   uint64_t regions = 0;              // Tier::Optimized regions compiled
   uint64_t region_blocks = 0;        // blocks in them
+  uint64_t region_entries = 0;       // members entered through their region's code
   uint64_t chain_links = 0;          // direct exits patched to a compiled successor
   uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
   uint64_t tlb_fills = 0;
@@ -146,12 +151,22 @@ private:
     JITCompiler* code_owner = nullptr;  // the compiler that made `compiled`
     bool compile_failed = false;
     bool region_requested = false;     // queued, compiled or failed: never asked again
+    // Entered through another block's region (config region_entries): its
+    // code and the pc of the region's head, which owns that code.
+    translate::BlockFn region_entry = nullptr;
+    uint64_t region_head = 0;
+    std::vector<uint64_t> entry_members;  // head: members entered through its code
   };
+  // Where control that reaches `b` goes: a region's entry, else its own code.
+  static translate::BlockFn entry_of(const Block& b) { return b.region_entry ? b.region_entry : b.compiled->entry; }
+  void point_entries(uint64_t pc, translate::BlockFn entry);
+  void release_entry_members(Block& head);
   struct RegionJob {
     uint64_t head_pc = 0;
     std::vector<std::pair<uint64_t, uint64_t>> members;  // pc, serial
     std::vector<ir::IRBlock> irs;
     bool keep_irs = false;  // past the compile, for --dump
+    UnitOptions unit;
     std::optional<core::Result<CompiledBlock>> result;
   };
   class Background;

@@ -78,6 +78,8 @@ struct UnitOptions {
   // Promotion counter (translate::LoweringOptions::entry_counter): two words
   // {count, due}; the unit returns at entry when its count reaches due.
   uint64_t* entry_counter = nullptr;
+  // A region entered at any of its blocks (translate::LoweringOptions::all_entries).
+  bool all_entries = false;
 };
 
 class JITCompiler {

@@ -152,6 +152,11 @@ struct LoweringOptions {
   // the engine gets control back to promote the unit; the engine moves `due`
   // (e.g. to UINT64_MAX: never again).
   uint64_t entry_counter = 0;
+  // Regions: every block of the region is an entry. The function starts at
+  // the block whose start pc is the state's rip (the first block for any
+  // other rip), so code that reaches a member from outside the region (e.g.
+  // the block after a call, reached by ret) can run the region's code.
+  bool all_entries = false;
   std::string function_name = "vm_block";
 };
 
