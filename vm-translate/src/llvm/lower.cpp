@@ -340,14 +340,7 @@ private:
   Value* get_full(core::X86Reg r) {
     auto& c = regs_[static_cast<size_t>(r)];
     if (c.value) return c.value;
-    if (region_) return c.value = current(static_cast<size_t>(r));
-    const auto& ri = core::reg_info(r);
-    if (ri.kind == RegKind::Flag) {
-      Value* byte = b_.CreateLoad(i8_, state_field(ri.offset), std::string(ri.name));
-      c.value = b_.CreateTrunc(byte, b_.getInt1Ty());
-    } else {
-      c.value = b_.CreateAlignedLoad(reg_storage_ty(ri), state_field(ri.offset), reg_align(ri), std::string(ri.name));
-    }
+    c.value = region_ ? current(static_cast<size_t>(r)) : load_state_reg(b_, core::reg_info(r));
     return c.value;
   }
   // The register's current value, from the cache or (regions) its slot.
@@ -357,7 +350,8 @@ private:
   }
   Value* load_state_reg(llvm::IRBuilder<>& b, const core::RegInfo& ri) {
     if (ri.kind == RegKind::Flag)
-      return b.CreateTrunc(b.CreateLoad(i8_, b.CreateConstInBoundsGEP1_64(i8_, state_, ri.offset)), b.getInt1Ty());
+      return b.CreateTrunc(b.CreateLoad(i8_, b.CreateConstInBoundsGEP1_64(i8_, state_, ri.offset), std::string(ri.name)),
+                           b.getInt1Ty());
     return b.CreateAlignedLoad(reg_storage_ty(ri), b.CreateConstInBoundsGEP1_64(i8_, state_, ri.offset), reg_align(ri),
                                std::string(ri.name));
   }
@@ -432,13 +426,8 @@ private:
         if (written_[i]) store_state_reg(b_, core::kX86Regs[i], current(i));
       return;
     }
-    for (size_t i = 0; i < regs_.size(); ++i) {
-      if (!regs_[i].dirty) continue;
-      const auto& ri = core::kX86Regs[i];
-      Value* v = regs_[i].value;
-      if (ri.kind == RegKind::Flag) v = b_.CreateZExt(v, i8_);
-      b_.CreateAlignedStore(v, state_field(ri.offset), reg_align(ri));
-    }
+    for (size_t i = 0; i < regs_.size(); ++i)
+      if (regs_[i].dirty) store_state_reg(b_, core::kX86Regs[i], regs_[i].value);
   }
   void flush_and_forget() {
     store_dirty();
