@@ -63,15 +63,15 @@ void ExecutionEngine::dump(uint64_t pc, std::string_view suffix, std::string_vie
 
 // LLVM IR and host assembly of a compile: one block, or a region's blocks
 // (head first) compiled as one function.
-void ExecutionEngine::dump_compiled(std::span<const ir::IRBlock> irs, Tier tier) {
+void ExecutionEngine::dump_compiled(std::span<const ir::IRBlock> irs, Tier tier, const UnitOptions& unit) {
   uint64_t pc = irs[0].start_pc.value();
   auto name = [&](const char* ext) { return fmt::format("{}.{}", tier_name(tier), ext); };
   if (config_.dump_stages & kDumpLlvm) {
-    auto t = jit_->dump_region(irs, tier, tier == Tier::Fast ? Stage::Lowered : Stage::Optimized);
+    auto t = jit_->dump_region(irs, tier, tier == Tier::Fast ? Stage::Lowered : Stage::Optimized, unit);
     dump(pc, name("ll"), t ? *t : "; " + t.error().to_string() + "\n");
   }
   if (config_.dump_stages & kDumpAsm) {
-    auto t = jit_->dump_region(irs, tier, Stage::Assembly);
+    auto t = jit_->dump_region(irs, tier, Stage::Assembly, unit);
     dump(pc, name("s"), t ? *t : "# " + t.error().to_string() + "\n");
   }
 }
@@ -389,7 +389,7 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   add_compile_stats(stats_.compile, c->stats);
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
   install(b, std::move(*c), jit_.get());
-  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(std::span<const ir::IRBlock>(&b.ir, 1), tier);
+  if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(std::span<const ir::IRBlock>(&b.ir, 1), tier, unit);
 }
 
 // A block whose Fast code became hot is recompiled at Tier::Optimized
@@ -403,6 +403,14 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
     std::vector<uint64_t> next;
     if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
     if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
+    // A direct call of a member (recursion): its return site, where the
+    // callee's returns stay inside the region (UnitOptions::indirect_members).
+    // Other callees and their return sites are left out: pulling them in
+    // made the regions of sha256 and strings bigger and slower to compile,
+    // for no gain (docs/benchmarks.md).
+    if (t.kind == ir::TermKind::Call && config_.region_calls && t.value == ir::kNoValue &&
+        std::any_of(members.begin(), members.end(), [&](const Block* m) { return m->ir.start_pc == t.target; }))
+      next = {t.fallthrough.value()};
     for (const ir::Op& op : members[i]->ir.ops)  // early leaves (rep with a zero count)
       if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
     for (uint64_t pc : next) {
@@ -420,6 +428,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   job.head_pc = head.ir.start_pc.value();
   job.keep_irs = (config_.dump_stages & (kDumpLlvm | kDumpAsm)) != 0;
   job.unit.all_entries = config_.region_entries;
+  job.unit.indirect_members = config_.region_calls;
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.
@@ -489,7 +498,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
       ++stats_.region_entries;
     }
   }
-  if (job.keep_irs) dump_compiled(job.irs, Tier::Optimized);
+  if (job.keep_irs) dump_compiled(job.irs, Tier::Optimized, job.unit);
 }
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {

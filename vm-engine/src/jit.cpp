@@ -247,6 +247,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   translate::LoweringOptions lo = im.lowering_options(name);
   lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
   lo.all_entries = unit.all_entries;
+  lo.indirect_members = unit.indirect_members;
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
@@ -324,14 +325,19 @@ core::Result<std::string> JITCompiler::dump(const ir::IRBlock& block, Tier tier,
   return dump_region(std::span<const ir::IRBlock>(&block, 1), tier, stage);
 }
 
-core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> blocks, Tier tier, Stage stage) {
+core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> blocks, Tier tier, Stage stage,
+                                                   const UnitOptions& unit) {
   if (blocks.empty()) return core::fail(ErrorCode::InvalidArgument, "nothing to dump");
   Impl& im = *impl_;
   std::lock_guard lock(im.mutex);
   std::string name = fmt::format("vm_{:x}", blocks[0].start_pc.value());
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  auto lowered = translate::lower_region(blocks, *module, im.lowering_options(name));
+  translate::LoweringOptions lo = im.lowering_options(name);
+  lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
+  lo.all_entries = unit.all_entries;
+  lo.indirect_members = unit.indirect_members;
+  auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered) {
     if (tier == Tier::Optimized) im.optimize(*module);

@@ -150,6 +150,60 @@ TEST_CASE("compiled engines end in the interpreter's state: chained, regions, bo
   }
 }
 
+TEST_CASE("returns and indirect jumps to region members: same state with and without region_calls") {
+  // A recursive fib (calls of the region's own blocks, returns to the blocks
+  // after them) and a loop dispatching through an indirect jump.
+  constexpr std::string_view kCalls = R"(
+    mov rdi, 16
+    call fib
+    mov r12, rax
+    mov rcx, 3000
+    xor ebx, ebx
+  disp:
+    lea rax, [rip + op_a]
+    lea rdx, [rip + op_b]
+    test rcx, 1
+    cmovnz rax, rdx
+    jmp rax
+  op_a:
+    add rbx, rcx
+    jmp next
+  op_b:
+    imul rbx, rbx, 7
+    xor rbx, rcx
+  next:
+    dec rcx
+    jnz disp
+    syscall
+  fib:
+    cmp rdi, 2
+    jl base
+    push rdi
+    dec rdi
+    call fib
+    pop rdi
+    push rax
+    sub rdi, 2
+    call fib
+    pop rdx
+    add rax, rdx
+    ret
+  base:
+    mov rax, rdi
+    ret
+  )";
+  Outcome want = run(kCalls, config(EngineKind::Interp));
+  CHECK(want.state.gpr[12] == 987);  // fib(16)
+  for (bool calls : {true, false}) {
+    CAPTURE(calls);
+    EngineConfig c = config(EngineKind::Tiered);
+    c.region_calls = calls;
+    Outcome got = run(kCalls, c);
+    same_state(want, got);
+    CHECK(got.stats.regions > 0);
+  }
+}
+
 TEST_CASE("background region compilation gives the same result") {
   Outcome want = run(kLoop, config(EngineKind::Interp));
   EngineConfig c = config(EngineKind::Tiered);

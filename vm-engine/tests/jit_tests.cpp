@@ -54,19 +54,37 @@ enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb };
 // branches that reach another of its blocks. `entry` > 0: the region is
 // compiled with every block as an entry and entered at blocks[entry] (the
 // state's rip says where, as it does when the engine enters code).
+// `indirect_members`: the region is compiled with it, and the interpreter
+// also follows indirect jumps and calls to any block of the region and
+// returns to a block that follows a call of the region.
 std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86State& s0, const FlatMemory& m0,
-                        engine::Tier tier, Mode mode, size_t* edges_followed = nullptr, size_t entry = 0) {
+                        engine::Tier tier, Mode mode, size_t* edges_followed = nullptr, size_t entry = 0,
+                        bool indirect_members = false, size_t* indirect_followed = nullptr) {
   FlatMemory mi(m0.base(), m0.size());
   mi.copy_from(m0);
   core::X86State si = s0;
   ir::HelperTable no_helpers;
   ir::Interpreter interp(mi, no_helpers);
-  ir::ExecResult want = interp.run(blocks[entry], si);
+  const ir::IRBlock* cur = &blocks[entry];
+  ir::ExecResult want = interp.run(*cur, si);
+  auto is_return_site = [&](uint64_t pc) {
+    return std::any_of(blocks.begin(), blocks.end(), [&](const ir::IRBlock& b) {
+      return b.term.kind == ir::TermKind::Call && b.term.fallthrough.value() == pc;
+    });
+  };
   for (size_t steps = 0; blocks.size() > 1 && steps < 64; ++steps) {
-    if (want.kind != ir::TermKind::Jump && want.kind != ir::TermKind::Branch) break;
+    bool follow = want.kind == ir::TermKind::Jump || want.kind == ir::TermKind::Branch;
+    if (want.kind == ir::TermKind::Call && cur->term.value == ir::kNoValue) follow = true;  // a direct call
+    if (indirect_members && (want.kind == ir::TermKind::IndirectJump || want.kind == ir::TermKind::Call)) follow = true;
+    if (indirect_members && want.kind == ir::TermKind::Ret && is_return_site(si.rip)) follow = true;
+    if (!follow) break;
     auto next = std::find_if(blocks.begin(), blocks.end(), [&](const ir::IRBlock& b) { return b.start_pc.value() == si.rip; });
     if (next == blocks.end()) break;
-    want = interp.run(*next, si);
+    bool indirect = want.kind == ir::TermKind::IndirectJump || want.kind == ir::TermKind::Ret ||
+                    (want.kind == ir::TermKind::Call && cur->term.value != ir::kNoValue);
+    if (indirect && indirect_followed) ++*indirect_followed;
+    cur = &*next;
+    want = interp.run(*cur, si);
     if (edges_followed) ++*edges_followed;
   }
 
@@ -76,6 +94,7 @@ std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86Stat
   auto strategy = mode == Mode::Direct ? translate::MemoryStrategy::Direct : translate::MemoryStrategy::SoftMmu;
   engine::UnitOptions unit;
   unit.all_entries = entry > 0;
+  unit.indirect_members = indirect_members;
   auto compiled = jit_for(strategy).compile_region(blocks, tier, unit);
   if (!compiled) return "compile failed: " + compiled.error().to_string();
   translate::ExitInfo got;
@@ -126,12 +145,14 @@ void differential(uint64_t seed, uint32_t count, Mode mode, const ir::testing::R
 // exit_if goes forward, to a later block of the region or out of it, so
 // every run ends.
 // Most blocks get such a terminator; the others keep their random one.
-std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::RandomBlockOptions& base_opts) {
+std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::RandomBlockOptions& base_opts,
+                                       bool indirect_exits = false) {
   size_t n = 2 + rng() % 5;
   std::vector<uint64_t> pcs;
   for (size_t i = 0; i < n; ++i) pcs.push_back(0x401000 + i * 0x100);
   const uint64_t outside = 0x480000;
   std::vector<ir::IRBlock> blocks;
+  std::vector<uint64_t> return_sites;
   for (size_t i = 0; i < n; ++i) {
     auto opts = base_opts;
     opts.size = static_cast<uint32_t>(4 + rng() % 40);
@@ -143,14 +164,40 @@ std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::
       auto cond = std::find_if(b.ops.begin(), b.ops.end(),
                                [](const ir::Op& op) { return op.type == ir::Type::I1 && op.result != ir::kNoValue; });
       t = ir::Terminator{};
-      if (cond != b.ops.end() && rng() % 3 != 0) {
+      if (indirect_exits && rng() % 2 == 0) {
+        // An indirect jump, indirect call or return to a constant pc (a
+        // later block or outside), or a direct call whose return site is a
+        // later block (the target of some later return).
+        static constexpr ir::TermKind kinds[] = {ir::TermKind::IndirectJump, ir::TermKind::Ret, ir::TermKind::Call,
+                                                 ir::TermKind::Call};
+        t.kind = kinds[rng() % 4];
+        uint64_t target = forward().value();
+        if (t.kind == ir::TermKind::Ret && !return_sites.empty() && rng() % 4 != 0) {
+          auto later = std::find_if(return_sites.begin(), return_sites.end(), [&](uint64_t pc) { return pc > pcs[i]; });
+          if (later != return_sites.end()) target = *later;
+        }
+        if (t.kind == ir::TermKind::Call && rng() % 2 == 0) {
+          t.target = core::GuestAddr(target);  // direct
+          t.fallthrough = forward();
+          if (t.fallthrough.value() != outside) return_sites.push_back(t.fallthrough.value());
+        } else {
+          ir::Op c;
+          c.opcode = ir::Opcode::Const;
+          c.type = ir::Type::I64;
+          c.result = b.value_count();
+          c.imm = target;
+          b.ops.push_back(c);
+          t.value = c.result;
+          if (t.kind == ir::TermKind::Call) t.fallthrough = forward();
+        }
+      } else if (cond != b.ops.end() && rng() % 3 != 0) {
         t.kind = ir::TermKind::Branch;
         t.value = cond->result;
         t.fallthrough = forward();
       } else {
         t.kind = ir::TermKind::Jump;
       }
-      t.target = forward();
+      if (t.kind == ir::TermKind::Jump || t.kind == ir::TermKind::Branch) t.target = forward();
     } else if (t.kind == ir::TermKind::Jump || t.kind == ir::TermKind::Branch || t.kind == ir::TermKind::Call) {
       // Keep the random terminator, but its static targets must not enter
       // the region backwards (the region would loop) or from a call.
@@ -199,7 +246,7 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
   // exit (chain, side exit, fault) stores what the region wrote.
   uint64_t seed = ir::testing::test_seed(0x5eed0007);
   std::mt19937_64 rng(seed);
-  uint32_t failures = 0, regions = 400 * ir::testing::test_scale(), crossing = 0;
+  uint32_t failures = 0, regions = 400 * ir::testing::test_scale(), crossing = 0, indirect_crossing = 0;
   for (uint32_t i = 0; i < regions && failures < 3; ++i) {
     Mode mode = static_cast<Mode>(i % 3);
     auto o = no_helper_options();
@@ -208,7 +255,10 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
     using R = core::X86Reg;
     if (i % 2 == 0) o.regs = {R::Rax, R::Rcx, R::Rdx, R::Rsp, R::Cf, R::Zf, R::Sf, R::Of, R::Xmm0, R::Xmm1};
     o.conditional_exits = i % 4 < 2;  // trap_if and exit_if inside the blocks
-    auto blocks = random_region(rng, o);
+    // Half the regions have indirect jumps, calls and returns, kept inside
+    // the region when they reach a member (indirect_members).
+    bool indirect = i % 4 == 1 || i % 4 == 2;
+    auto blocks = random_region(rng, o, indirect);
     // A third of the regions are entered at a later block (all_entries).
     size_t entry = i % 3 == 2 ? rng() % blocks.size() : 0;
     core::X86State s0 = testing::random_state(rng);
@@ -216,9 +266,10 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
     FlatMemory m0(0x10000, 0x1000);
     m0.fill(rng);
     for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
-      size_t edges = 0;
-      std::string diff = compare_one(blocks, s0, m0, tier, mode, &edges, entry);
+      size_t edges = 0, indirect_edges = 0;
+      std::string diff = compare_one(blocks, s0, m0, tier, mode, &edges, entry, indirect, &indirect_edges);
       if (tier == engine::Tier::Fast && edges > 0) ++crossing;
+      if (tier == engine::Tier::Fast && indirect_edges > 0) ++indirect_crossing;
       if (!diff.empty()) {
         ++failures;
         std::string text;
@@ -230,6 +281,10 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
   }
   // The runs must actually cross internal edges (not only leave at once).
   CHECK_MESSAGE(crossing * 4 >= regions, "only ", crossing, " of ", regions, " regions crossed an internal edge");
+  // And some of them must stay inside through an indirect jump, call or return.
+  CHECK_MESSAGE(indirect_crossing * 40 >= regions, "only ", indirect_crossing, " of ", regions,
+                " regions crossed an indirect internal edge");
+  MESSAGE(crossing, " of ", regions, " regions crossed an internal edge, ", indirect_crossing, " an indirect one");
 }
 
 TEST_CASE("helper calls see the flushed state and their writes are reloaded") {

@@ -13,6 +13,7 @@
 // default NaNs give x86 answers, and rounding modifiers other than
 // nearest-even switch the host rounding mode with llvm.set.rounding around
 // constrained (strictfp) operations.
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <unordered_map>
@@ -111,9 +112,18 @@ public:
     if (blocks.size() > 1) init_region_slots(blocks);
     for (size_t i = 0; i < blocks.size(); ++i) {
       block_entries_.push_back(llvm::BasicBlock::Create(ctx_, fmt::format("block_{:x}", blocks[i].start_pc.value()), fn_));
+      block_pcs_.push_back(blocks[i].start_pc.value());
       // A lone block's jump to its own start returns to the caller like any
       // exit ("runs once"); only a real region keeps its edges inside.
       if (blocks.size() > 1) region_index_.emplace(blocks[i].start_pc.value(), i);
+    }
+    if (blocks.size() > 1) {
+      for (const auto& blk : blocks)
+        if (blk.term.kind == TermKind::Call)
+          if (auto it = region_index_.find(blk.term.fallthrough.value()); it != region_index_.end())
+            return_sites_.push_back(it->second);
+      std::sort(return_sites_.begin(), return_sites_.end());
+      return_sites_.erase(std::unique(return_sites_.begin(), return_sites_.end()), return_sites_.end());
     }
     if (opts_.entry_counter != 0) {
       // Promotion counter: nothing of the guest state is loaded yet, so
@@ -189,6 +199,7 @@ private:
   bool strict_ = false;
 
   std::vector<llvm::BasicBlock*> block_entries_;
+  std::vector<uint64_t> block_pcs_;
   std::unordered_map<uint64_t, size_t> region_index_;
   std::vector<ChainSlot> chain_slots_;
 
@@ -205,6 +216,8 @@ private:
   llvm::PHINode* exit_rip_ = nullptr;
   llvm::PHINode* exit_code_ = nullptr;
   std::array<llvm::PHINode*, core::kNumX86Regs> exit_vals_{};
+  // Members that follow a call of the region: where its returns may land.
+  std::vector<size_t> return_sites_;
 
   // Per-block state.
   std::array<RegCache, core::kNumX86Regs> regs_{};
@@ -542,9 +555,41 @@ private:
     b_.CreateRet(c64(code));
   }
 
+  // Regions: an indirect jump, call or return whose target is a member of
+  // the region continues there inside the function, as a back edge would
+  // (the slots carry the registers; the owner's exit request is checked).
+  // A return is compared with the return sites only, anything else with
+  // every member. Other targets fall through to the caller's exit code.
+  void enter_member_if_target(Value* target, uint64_t code, bool is_return) {
+    std::vector<size_t> all;
+    if (!is_return)
+      for (size_t i = 0; i < block_entries_.size(); ++i) all.push_back(i);
+    const std::vector<size_t>& members = is_return ? return_sites_ : all;
+    if (members.empty()) return;
+    spill_to_slots();
+    restore_nearest_for_exit();
+    auto* outside = llvm::BasicBlock::Create(ctx_, "indirect_outside", fn_);
+    auto* sw = b_.CreateSwitch(target, outside, static_cast<unsigned>(members.size()));
+    for (size_t i : members) {
+      auto* in = llvm::BasicBlock::Create(ctx_, "indirect_inside", fn_);
+      uint64_t pc = block_pcs_[i];
+      sw->addCase(b_.getInt64(pc), in);
+      b_.SetInsertPoint(in);
+      if (auto* rip_slot = slots_[static_cast<size_t>(core::X86Reg::Rip)]) b_.CreateStore(c64(pc), rip_slot);
+      Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
+      auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
+      b_.CreateCondBr(b_.CreateIsNotNull(req), leave, block_entries_[i],
+                      llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+      b_.SetInsertPoint(leave);
+      leave_region(c64(pc), code);
+    }
+    b_.SetInsertPoint(outside);
+  }
+
   // An exit to a pc known only at run time: with inline_jump_cache, a hit in
   // the engine's jump cache is tail-called, anything else returns.
-  void indirect_exit(Value* target, uint64_t code) {
+  void indirect_exit(Value* target, uint64_t code, bool is_return) {
+    if (region_ && opts_.indirect_members) enter_member_if_target(target, code, is_return);
     if (!opts_.inline_jump_cache) return emit_return(target, code);
     store_dirty();
     b_.CreateAlignedStore(target, rip_ptr(), llvm::Align(8));
@@ -1328,9 +1373,9 @@ private:
         return;
       }
       case TermKind::IndirectJump:
-      case TermKind::Ret: indirect_exit(vals_[t.value], encode_exit(t.kind)); return;
+      case TermKind::Ret: indirect_exit(vals_[t.value], encode_exit(t.kind), t.kind == TermKind::Ret); return;
       case TermKind::Call:
-        if (t.value != ir::kNoValue) return indirect_exit(vals_[t.value], encode_exit(TermKind::Call));
+        if (t.value != ir::kNoValue) return indirect_exit(vals_[t.value], encode_exit(TermKind::Call), false);
         return direct_exit(t.target, encode_exit(TermKind::Call));
       case TermKind::Syscall:
       case TermKind::Exit: emit_return(c64(t.target.value()), encode_exit(t.kind)); return;

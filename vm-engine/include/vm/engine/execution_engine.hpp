@@ -61,6 +61,11 @@ struct EngineConfig {
   // outside the region (the block after a call, reached by ret) runs the
   // region's code instead of its own Tier::Fast code.
   bool region_entries = true;
+  // Indirect jumps, indirect calls and returns whose target is a member of
+  // their region continue inside the region's code (a jump-table dispatch
+  // loop stays in one function), and region formation adds the return site
+  // of a call whose callee is already a member (recursion).
+  bool region_calls = true;
   // Tiered: compile regions on a background thread while the fast code
   // keeps running (on by default when the host has more than one CPU).
   bool background_compile = true;
@@ -183,7 +188,7 @@ private:
   void finish_region(RegionJob& job);
   void install(Block& b, CompiledBlock code, JITCompiler* owner);
   void dump(uint64_t pc, std::string_view suffix, std::string_view text);
-  void dump_compiled(std::span<const ir::IRBlock> irs, Tier tier);
+  void dump_compiled(std::span<const ir::IRBlock> irs, Tier tier, const UnitOptions& unit);
   void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
   void retire(std::unique_ptr<Block> b);

@@ -80,6 +80,8 @@ struct UnitOptions {
   uint64_t* entry_counter = nullptr;
   // A region entered at any of its blocks (translate::LoweringOptions::all_entries).
   bool all_entries = false;
+  // Indirect exits to members stay inside (translate::LoweringOptions::indirect_members).
+  bool indirect_members = false;
 };
 
 class JITCompiler {
@@ -100,7 +102,9 @@ public:
   // The text of one stage for `block` or a region (LLVM IR as lowered, after
   // the tier's pipeline, or host assembly). Does not add code to the JIT.
   core::Result<std::string> dump(const ir::IRBlock& block, Tier tier, Stage stage);
-  core::Result<std::string> dump_region(std::span<const ir::IRBlock> blocks, Tier tier, Stage stage);
+  // `unit` as given to compile_region, so the dump shows the code that runs.
+  core::Result<std::string> dump_region(std::span<const ir::IRBlock> blocks, Tier tier, Stage stage,
+                                        const UnitOptions& unit = {});
 
   [[nodiscard]] const JitOptions& options() const;
 

@@ -157,6 +157,11 @@ struct LoweringOptions {
   // other rip), so code that reaches a member from outside the region (e.g.
   // the block after a call, reached by ret) can run the region's code.
   bool all_entries = false;
+  // Regions: an indirect exit whose target is a member of the region
+  // continues at that member inside the function instead of leaving it. A
+  // return is compared with the members that follow a call of the region
+  // (its return sites), an indirect jump or call with every member.
+  bool indirect_members = false;
   std::string function_name = "vm_block";
 };
 
