@@ -287,6 +287,55 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
   MESSAGE(crossing, " of ", regions, " regions crossed an internal edge, ", indirect_crossing, " an indirect one");
 }
 
+TEST_CASE("grouped accesses (one TLB check for a push sequence) fault where the interpreter does") {
+  // Three pushes and two loads off rsp: softmmu checks each group's bytes
+  // once. With rsp near the window's start the group spans a page boundary
+  // and the pushes take their own checks: the third faults, the first two
+  // are done. With rsp near the end, the first push is already outside.
+  auto block = ir::parse(R"(block 0x1000 len 16 {
+  insn 0x1000
+  %0:i64 = get_reg rsp
+  %1:i64 = get_reg rax
+  %2:i64 = const 0x8
+  %3:i64 = sub %0, %2
+  store %3, %1
+  insn 0x1001
+  %4:i64 = get_reg rcx
+  %5:i64 = sub %3, %2
+  store %5, %4
+  insn 0x1002
+  %6:i64 = get_reg rdx
+  %7:i64 = sub %5, %2
+  store %7, %6
+  set_reg rsp, %7
+  insn 0x1003
+  %8:i64 = const 0x10
+  %9:i64 = add %7, %8
+  %10:i32 = load %9
+  %11:i64 = load %7
+  %12:i64 = zext %10
+  %13:i64 = add %12, %11
+  set_reg rbx, %13
+  exit 0x2000
+})");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  std::mt19937_64 rng(11);
+  FlatMemory m0(0x10000, 0x1000);
+  m0.fill(rng);
+  for (uint64_t rsp : {0x10010ull, 0x10018ull, 0x10800ull, 0x10ff8ull, 0x11000ull, 0x11008ull, 0x10004ull}) {
+    core::X86State s0 = testing::random_state(rng);
+    s0.gpr[4] = rsp;
+    s0.rip = 0x1000;
+    for (Mode mode : {Mode::SoftMmuTlb, Mode::SoftMmuSlow})
+      for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+        CAPTURE(rsp);
+        CAPTURE(int(mode));
+        CAPTURE(engine::tier_name(tier));
+        CHECK(compare_one(std::span<const ir::IRBlock>(&*block, 1), s0, m0, tier, mode) == "");
+      }
+  }
+}
+
 TEST_CASE("helper calls see the flushed state and their writes are reloaded") {
   auto block = ir::parse(R"(block 0x1000 len 2 {
   insn 0x1000

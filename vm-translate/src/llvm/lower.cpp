@@ -219,6 +219,27 @@ private:
   // Members that follow a call of the region: where its returns may land.
   std::vector<size_t> return_sites_;
 
+  // SoftMmu: guest accesses of one block at constant offsets from the same
+  // value (push/pop sequences, a frame's spills), grouped per direction.
+  // The first access of a group checks the TLB once for the bytes the whole
+  // group touches; when that hits, every access of the group uses the
+  // entry's addend without a check of its own, otherwise each takes its
+  // usual path (so faults stay precise). A helper call ends the groups
+  // before it, since a helper (a syscall) may change the mappings.
+  struct AccessGroup {
+    ir::ValueId root = ir::kNoValue;
+    int64_t lo = 0, hi = 0;  // byte offsets from root: [lo, hi)
+    bool write = false;
+    uint32_t members = 0;
+    Value* hit = nullptr;      // emitted at the first member
+    Value* host_lo = nullptr;  // host address of root + lo when hit
+  };
+  std::vector<AccessGroup> groups_;
+  std::vector<int32_t> op_group_;    // per op of the block: its group, or -1
+  std::vector<int64_t> op_offset_;   // per op: its access's offset from the group root
+  AccessGroup* cur_group_ = nullptr;  // the group of the op being lowered
+  int64_t cur_offset_ = 0;
+
   // Per-block state.
   std::array<RegCache, core::kNumX86Regs> regs_{};
   std::vector<Value*> vals_;
@@ -657,8 +678,43 @@ private:
     return r;
   }
 
+  // The group's check, at its first member: one TLB lookup for [lo, hi).
+  void open_group(AccessGroup& g) {
+    if (g.hit) return;
+    Value* lo_addr = b_.CreateAdd(vals_[g.root], c64(static_cast<uint64_t>(g.lo)));
+    auto [hit, host] = tlb_lookup(lo_addr, static_cast<uint32_t>(g.hi - g.lo),
+                                  g.write ? core::kTlbEntryWriteOffset : core::kTlbEntryReadOffset);
+    g.hit = hit;
+    g.host_lo = host;
+  }
+  // The host address of the current grouped access when its group hit.
+  Value* group_host() {
+    return b_.CreateConstInBoundsGEP1_64(i8_, cur_group_->host_lo, static_cast<uint64_t>(cur_offset_ - cur_group_->lo));
+  }
+
   Value* emit_load(Value* addr, llvm::Type* t, uint32_t bytes) {
     if (opts_.memory == MemoryStrategy::Direct) return b_.CreateAlignedLoad(t, direct_addr(addr), llvm::Align(1));
+    if (AccessGroup* g = cur_group_) {
+      open_group(*g);
+      auto* grouped = llvm::BasicBlock::Create(ctx_, "ld_grouped", fn_);
+      auto* own = llvm::BasicBlock::Create(ctx_, "ld_own", fn_);
+      auto* done = llvm::BasicBlock::Create(ctx_, "ld_done", fn_);
+      b_.CreateCondBr(g->hit, grouped, own, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+      b_.SetInsertPoint(grouped);
+      Value* gv = scoped(b_.CreateAlignedLoad(t, group_host(), llvm::Align(1)), true);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(own);
+      cur_group_ = nullptr;
+      Value* ov = emit_load(addr, t, bytes);
+      cur_group_ = g;
+      auto* own_end = b_.GetInsertBlock();
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+      auto* phi = b_.CreatePHI(t, 2);
+      phi->addIncoming(gv, grouped);
+      phi->addIncoming(ov, own_end);
+      return phi;
+    }
     auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryReadOffset);
     auto* fast = llvm::BasicBlock::Create(ctx_, "ld_fast", fn_);
     auto* slow = llvm::BasicBlock::Create(ctx_, "ld_slow", fn_);
@@ -684,6 +740,23 @@ private:
   void emit_store(Value* addr, Value* v, uint32_t bytes) {
     if (opts_.memory == MemoryStrategy::Direct) {
       b_.CreateAlignedStore(v, direct_addr(addr), llvm::Align(1));
+      return;
+    }
+    if (AccessGroup* g = cur_group_) {
+      open_group(*g);
+      auto* grouped = llvm::BasicBlock::Create(ctx_, "st_grouped", fn_);
+      auto* own = llvm::BasicBlock::Create(ctx_, "st_own", fn_);
+      auto* done = llvm::BasicBlock::Create(ctx_, "st_done", fn_);
+      b_.CreateCondBr(g->hit, grouped, own, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+      b_.SetInsertPoint(grouped);
+      scoped(b_.CreateAlignedStore(v, group_host(), llvm::Align(1)), true);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(own);
+      cur_group_ = nullptr;
+      emit_store(addr, v, bytes);
+      cur_group_ = g;
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
       return;
     }
     auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryWriteOffset);
@@ -1157,11 +1230,73 @@ private:
   }
 
   // ------------------------------------------------------------ ops ----
+  // Largest span of bytes one access group may cover (well inside a page).
+  static constexpr int64_t kMaxGroupSpan = 256;
+
+  void find_access_groups(const ir::IRBlock& blk) {
+    groups_.clear();
+    op_group_.assign(blk.ops.size(), -1);
+    op_offset_.assign(blk.ops.size(), 0);
+    if (opts_.memory != MemoryStrategy::SoftMmu) return;
+    // Each i64 value as (root value, constant offset) through add/sub of constants.
+    std::vector<std::pair<ir::ValueId, int64_t>> base(blk.value_count(), {ir::kNoValue, 0});
+    std::vector<std::optional<int64_t>> konst(blk.value_count());
+    std::vector<Type> vtype(blk.value_count(), Type::Void);
+    std::unordered_map<uint64_t, size_t> open;  // (root, write) -> group of the current stretch
+    for (size_t i = 0; i < blk.ops.size(); ++i) {
+      const ir::Op& op = blk.ops[i];
+      if (op.opcode == Opcode::CallHelper) open.clear();
+      if (op.result != ir::kNoValue) vtype[op.result] = op.type;
+      if (op.result != ir::kNoValue && op.type == Type::I64) {
+        base[op.result] = {op.result, 0};
+        if (op.opcode == Opcode::Const) konst[op.result] = static_cast<int64_t>(op.imm);
+        if ((op.opcode == Opcode::Add || op.opcode == Opcode::Sub) && op.nargs == 2 && op.lane == Lane::None) {
+          ir::ValueId a = op.args[0], c = op.args[1];
+          if (op.opcode == Opcode::Add && konst[a] && !konst[c]) std::swap(a, c);
+          if (konst[c] && base[a].first != ir::kNoValue) {
+            int64_t d = op.opcode == Opcode::Add ? *konst[c] : -*konst[c];
+            base[op.result] = {base[a].first, base[a].second + d};
+          }
+        }
+      }
+      bool load = op.opcode == Opcode::Load, store = op.opcode == Opcode::Store;
+      if (!load && !store) continue;
+      auto [root, off] = base[op.args[0]];
+      if (root == ir::kNoValue) continue;
+      int64_t bytes = load ? (static_cast<ir::Ext>(op.mod) == ir::Ext::None ? ir::type_bytes(op.type) : op.aux / 8)
+                           : ir::type_bytes(vtype[op.args[1]]);
+      uint64_t key = (static_cast<uint64_t>(root) << 1) | (store ? 1 : 0);
+      auto it = open.find(key);
+      if (it != open.end()) {
+        AccessGroup& g = groups_[it->second];
+        int64_t lo = std::min(g.lo, off), hi = std::max(g.hi, off + bytes);
+        if (hi - lo <= kMaxGroupSpan) {
+          g.lo = lo;
+          g.hi = hi;
+          ++g.members;
+          op_group_[i] = static_cast<int32_t>(it->second);
+          op_offset_[i] = off;
+          continue;
+        }
+      }
+      open[key] = groups_.size();
+      groups_.push_back(AccessGroup{root, off, off + bytes, store, 1});
+      op_group_[i] = static_cast<int32_t>(groups_.size() - 1);
+      op_offset_[i] = off;
+    }
+    for (size_t i = 0; i < op_group_.size(); ++i)  // a group of one is an ordinary access
+      if (op_group_[i] >= 0 && groups_[op_group_[i]].members < 2) op_group_[i] = -1;
+  }
+
   core::Result<void> lower_block_body(const ir::IRBlock& blk) {
     vals_.assign(blk.value_count(), nullptr);
     types_.assign(blk.value_count(), Type::Void);
     insn_pc_ = blk.start_pc;
-    for (const auto& op : blk.ops) {
+    find_access_groups(blk);
+    for (size_t i = 0; i < blk.ops.size(); ++i) {
+      const ir::Op& op = blk.ops[i];
+      cur_group_ = op_group_[i] >= 0 ? &groups_[op_group_[i]] : nullptr;
+      cur_offset_ = op_offset_[i];
       Value* out = nullptr;
       if (auto r = lower_op(op, out); !r) return r;
       if (op.result != ir::kNoValue) {
@@ -1170,6 +1305,7 @@ private:
         types_[op.result] = op.type;
       }
     }
+    cur_group_ = nullptr;
     lower_terminator(blk.term);
     return {};
   }
