@@ -169,8 +169,11 @@ struct JITCompiler::Impl {
     return m;
   }
 
-  translate::LoweringOptions lowering_options(std::string name) const {
+  translate::LoweringOptions lowering_options(std::string name, const UnitOptions& unit) const {
     translate::LoweringOptions lo;
+    lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
+    lo.all_entries = unit.all_entries;
+    lo.indirect_members = unit.indirect_members;
     lo.memory = options.memory;
     lo.target = translate::LoweringTarget::X86_64;
     lo.chain_exits = options.chain_exits;
@@ -244,10 +247,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   auto t0 = std::chrono::steady_clock::now();
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  translate::LoweringOptions lo = im.lowering_options(name);
-  lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
-  lo.all_entries = unit.all_entries;
-  lo.indirect_members = unit.indirect_members;
+  translate::LoweringOptions lo = im.lowering_options(name, unit);
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
@@ -333,10 +333,7 @@ core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> 
   std::string name = fmt::format("vm_{:x}", blocks[0].start_pc.value());
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  translate::LoweringOptions lo = im.lowering_options(name);
-  lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
-  lo.all_entries = unit.all_entries;
-  lo.indirect_members = unit.indirect_members;
+  translate::LoweringOptions lo = im.lowering_options(name, unit);
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered) {

@@ -692,29 +692,41 @@ private:
     return b_.CreateConstInBoundsGEP1_64(i8_, cur_group_->host_lo, static_cast<uint64_t>(cur_offset_ - cur_group_->lo));
   }
 
+  // The current access of a group (cur_group_): through the group's addend
+  // when the group's check hit, else through its own check and slow path.
+  // A load when `store_value` is null (returns the value), else a store.
+  Value* grouped_access(Value* addr, llvm::Type* t, Value* store_value, uint32_t bytes) {
+    AccessGroup* g = cur_group_;
+    open_group(*g);
+    const bool load = store_value == nullptr;
+    auto* grouped = llvm::BasicBlock::Create(ctx_, load ? "ld_grouped" : "st_grouped", fn_);
+    auto* own = llvm::BasicBlock::Create(ctx_, load ? "ld_own" : "st_own", fn_);
+    auto* done = llvm::BasicBlock::Create(ctx_, load ? "ld_done" : "st_done", fn_);
+    b_.CreateCondBr(g->hit, grouped, own, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+    b_.SetInsertPoint(grouped);
+    Value* gv = nullptr;
+    if (load) gv = scoped(b_.CreateAlignedLoad(t, group_host(), llvm::Align(1)), true);
+    else scoped(b_.CreateAlignedStore(store_value, group_host(), llvm::Align(1)), true);
+    b_.CreateBr(done);
+    b_.SetInsertPoint(own);
+    cur_group_ = nullptr;
+    Value* ov = nullptr;
+    if (load) ov = emit_load(addr, t, bytes);
+    else emit_store(addr, store_value, bytes);
+    cur_group_ = g;
+    auto* own_end = b_.GetInsertBlock();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    if (!load) return nullptr;
+    auto* phi = b_.CreatePHI(t, 2);
+    phi->addIncoming(gv, grouped);
+    phi->addIncoming(ov, own_end);
+    return phi;
+  }
+
   Value* emit_load(Value* addr, llvm::Type* t, uint32_t bytes) {
     if (opts_.memory == MemoryStrategy::Direct) return b_.CreateAlignedLoad(t, direct_addr(addr), llvm::Align(1));
-    if (AccessGroup* g = cur_group_) {
-      open_group(*g);
-      auto* grouped = llvm::BasicBlock::Create(ctx_, "ld_grouped", fn_);
-      auto* own = llvm::BasicBlock::Create(ctx_, "ld_own", fn_);
-      auto* done = llvm::BasicBlock::Create(ctx_, "ld_done", fn_);
-      b_.CreateCondBr(g->hit, grouped, own, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
-      b_.SetInsertPoint(grouped);
-      Value* gv = scoped(b_.CreateAlignedLoad(t, group_host(), llvm::Align(1)), true);
-      b_.CreateBr(done);
-      b_.SetInsertPoint(own);
-      cur_group_ = nullptr;
-      Value* ov = emit_load(addr, t, bytes);
-      cur_group_ = g;
-      auto* own_end = b_.GetInsertBlock();
-      b_.CreateBr(done);
-      b_.SetInsertPoint(done);
-      auto* phi = b_.CreatePHI(t, 2);
-      phi->addIncoming(gv, grouped);
-      phi->addIncoming(ov, own_end);
-      return phi;
-    }
+    if (cur_group_) return grouped_access(addr, t, nullptr, bytes);
     auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryReadOffset);
     auto* fast = llvm::BasicBlock::Create(ctx_, "ld_fast", fn_);
     auto* slow = llvm::BasicBlock::Create(ctx_, "ld_slow", fn_);
@@ -742,21 +754,8 @@ private:
       b_.CreateAlignedStore(v, direct_addr(addr), llvm::Align(1));
       return;
     }
-    if (AccessGroup* g = cur_group_) {
-      open_group(*g);
-      auto* grouped = llvm::BasicBlock::Create(ctx_, "st_grouped", fn_);
-      auto* own = llvm::BasicBlock::Create(ctx_, "st_own", fn_);
-      auto* done = llvm::BasicBlock::Create(ctx_, "st_done", fn_);
-      b_.CreateCondBr(g->hit, grouped, own, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
-      b_.SetInsertPoint(grouped);
-      scoped(b_.CreateAlignedStore(v, group_host(), llvm::Align(1)), true);
-      b_.CreateBr(done);
-      b_.SetInsertPoint(own);
-      cur_group_ = nullptr;
-      emit_store(addr, v, bytes);
-      cur_group_ = g;
-      b_.CreateBr(done);
-      b_.SetInsertPoint(done);
+    if (cur_group_) {
+      grouped_access(addr, v->getType(), v, bytes);
       return;
     }
     auto [hit, host] = tlb_lookup(addr, bytes, core::kTlbEntryWriteOffset);
@@ -1253,7 +1252,9 @@ private:
         if ((op.opcode == Opcode::Add || op.opcode == Opcode::Sub) && op.nargs == 2 && op.lane == Lane::None) {
           ir::ValueId a = op.args[0], c = op.args[1];
           if (op.opcode == Opcode::Add && konst[a] && !konst[c]) std::swap(a, c);
-          if (konst[c] && base[a].first != ir::kNoValue) {
+          // Small offsets only (no signed overflow in the sums below).
+          auto small = [](int64_t v) { return v > -(int64_t{1} << 32) && v < (int64_t{1} << 32); };
+          if (konst[c] && base[a].first != ir::kNoValue && small(*konst[c]) && small(base[a].second)) {
             int64_t d = op.opcode == Opcode::Add ? *konst[c] : -*konst[c];
             base[op.result] = {base[a].first, base[a].second + d};
           }
