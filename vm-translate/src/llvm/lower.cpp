@@ -578,9 +578,10 @@ private:
 
   // Regions: an indirect jump, call or return whose target is a member of
   // the region continues there inside the function, as a back edge would
-  // (the slots carry the registers; the owner's exit request is checked).
-  // A return is compared with the return sites only, anything else with
-  // every member. Other targets fall through to the caller's exit code.
+  // (the slots carry the registers; the owner's exit request, checked once
+  // before the switch, leaves the region instead). A return is compared
+  // with the return sites only, anything else with every member. Other
+  // targets fall through to the caller's exit code.
   void enter_member_if_target(Value* target, uint64_t code, bool is_return) {
     std::vector<size_t> all;
     if (!is_return)
@@ -589,20 +590,27 @@ private:
     if (members.empty()) return;
     spill_to_slots();
     restore_nearest_for_exit();
+    Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
+    auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
+    auto* dispatch = llvm::BasicBlock::Create(ctx_, "indirect_dispatch", fn_);
+    b_.CreateCondBr(b_.CreateIsNotNull(req), leave, dispatch, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+    b_.SetInsertPoint(leave);
+    leave_region(target, code);
+    b_.SetInsertPoint(dispatch);
     auto* outside = llvm::BasicBlock::Create(ctx_, "indirect_outside", fn_);
     auto* sw = b_.CreateSwitch(target, outside, static_cast<unsigned>(members.size()));
     for (size_t i : members) {
-      auto* in = llvm::BasicBlock::Create(ctx_, "indirect_inside", fn_);
       uint64_t pc = block_pcs_[i];
+      auto* rip_slot = slots_[static_cast<size_t>(core::X86Reg::Rip)];
+      if (!rip_slot) {
+        sw->addCase(b_.getInt64(pc), block_entries_[i]);
+        continue;
+      }
+      auto* in = llvm::BasicBlock::Create(ctx_, "indirect_inside", fn_);
       sw->addCase(b_.getInt64(pc), in);
       b_.SetInsertPoint(in);
-      if (auto* rip_slot = slots_[static_cast<size_t>(core::X86Reg::Rip)]) b_.CreateStore(c64(pc), rip_slot);
-      Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
-      auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
-      b_.CreateCondBr(b_.CreateIsNotNull(req), leave, block_entries_[i],
-                      llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
-      b_.SetInsertPoint(leave);
-      leave_region(c64(pc), code);
+      b_.CreateStore(c64(pc), rip_slot);  // a block that reads rip sees its own start
+      b_.CreateBr(block_entries_[i]);
     }
     b_.SetInsertPoint(outside);
   }
