@@ -2,8 +2,9 @@
 // instructions per second (items/s), on kernels of lifted x86 code and on an
 // SSE-like vector kernel of vm-ir (the x86 frontend does not lift SSE yet;
 // there an "item" is one vm-ir op). Compiled code runs at both tiers with the
-// Direct memory strategy and with softmmu whose TLB holds the data pages (the
-// inline hit path). Each iteration runs the block once from the same state.
+// Direct memory strategy (also with the restartable state stores that
+// `vm run --mmu direct` uses) and with softmmu whose TLB holds the data pages
+// (the inline hit path). Each iteration runs the block once from the same state.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -70,11 +71,12 @@ void interpreter(benchmark::State& state) {
   state.SetLabel(kernel_name(static_cast<int>(state.range(0))));
 }
 
-void compiled(benchmark::State& state, translate::MemoryStrategy strategy) {
+void compiled(benchmark::State& state, translate::MemoryStrategy strategy, bool restartable = false) {
   const Kernel& k = kernel(static_cast<int>(state.range(0)));
   auto tier = static_cast<engine::Tier>(state.range(1));
   engine::JitOptions jo;
   jo.memory = strategy;
+  jo.restartable = restartable;
   auto jit = engine::JITCompiler::create(jo);
   if (!jit) return state.SkipWithError(jit.error().to_string().c_str());
   auto c = (*jit)->compile(k.block, tier);
@@ -109,11 +111,14 @@ void compiled(benchmark::State& state, translate::MemoryStrategy strategy) {
 
 void jit_direct(benchmark::State& s) { compiled(s, translate::MemoryStrategy::Direct); }
 void jit_softmmu(benchmark::State& s) { compiled(s, translate::MemoryStrategy::SoftMmu); }
+// Direct with the restartable state of `vm run --mmu direct` (sync points after stores).
+void jit_direct_restartable(benchmark::State& s) { compiled(s, translate::MemoryStrategy::Direct, true); }
 
 // kernel: 0 = lifted integer x86 (200 insns), 1 = vm-ir vector ops; tier: 0 = fast, 1 = optimized.
 BENCHMARK(interpreter)->ArgName("kernel")->Arg(0)->Arg(1);
 BENCHMARK(jit_direct)->ArgNames({"kernel", "tier"})->ArgsProduct({{0, 1}, {0, 1}});
 BENCHMARK(jit_softmmu)->ArgNames({"kernel", "tier"})->ArgsProduct({{0, 1}, {0, 1}});
+BENCHMARK(jit_direct_restartable)->ArgNames({"kernel", "tier"})->ArgsProduct({{0, 1}, {0, 1}});
 
 }  // namespace
 

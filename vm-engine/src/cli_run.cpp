@@ -40,7 +40,7 @@ void add_run_command(CLI::App& app) {
   a.cmd->prefix_command();  // everything after PROGRAM belongs to the guest, even "--help"
   a.cmd->add_option("--engine", a.engine, "Execution engine: interp (vm-ir interpreter), jit (compile every block at the fast tier) or tiered (interpret, compile warm blocks, recompile hot code as optimised regions; the default)")
       ->check(CLI::IsMember({"interp", "jit", "tiered"}));
-  a.cmd->add_option("--mmu", a.mmu, "Guest memory strategy: direct (host mapping) or softmmu (software TLB)")
+  a.cmd->add_option("--mmu", a.mmu, "Guest memory strategy: direct (one host mapping; compiled code accesses it unchecked and recovers from host faults) or softmmu (page frames; compiled code checks a software TLB)")
       ->check(CLI::IsMember({"direct", "softmmu"}));
   a.cmd->add_option("--hot-threshold", a.hot_threshold, "tiered: interpreted runs before a block is compiled at the fast tier")
       ->check(CLI::Range(1u, 1u << 30));

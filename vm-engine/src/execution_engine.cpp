@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cfenv>
 #include <chrono>
 #include <condition_variable>
+#include <csetjmp>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "host_fault.hpp"
 #include "vm/core/log.hpp"
 #include "vm/ir/passes.hpp"
 #include "vm/ir/text.hpp"
@@ -28,6 +32,11 @@ const char* engine_kind_name(EngineKind k) {
 }
 
 namespace {
+// Blocks interpreted at most after a host fault before compiled code runs
+// again. The access that faulted is usually reached within a few blocks; a
+// restart from far back (a loop that only loads) takes several rounds.
+constexpr uint32_t kRestartBudget = 10000;
+
 void add_compile_stats(CompileStats& sum, const CompileStats& cs) {
   sum.lower_us += cs.lower_us;
   sum.optimize_us += cs.optimize_us;
@@ -231,6 +240,15 @@ ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, 
     native_cache_.resize(kJumpCacheSize);
     bridge_->context().jump_cache = native_cache_.data();
     bridge_->context().jump_cache_mask = kJumpCacheSize - 1;
+    if (config_.direct_access && space.guest_base() != nullptr) {
+      direct_code_ = true;
+      // Stores of compiled code to pages holding translations fault on the
+      // host (self-modifying code); the restart's interpreted store then
+      // drops the translations through the watch handler.
+      space.set_host_protect_watched(true);
+      bridge_->context().guest_base = reinterpret_cast<uint64_t>(space.guest_base());
+      bridge_->context().region_mask = space.address_mask();
+    }
   }
   listener_ = space.add_invalidate_listener([this](core::GuestAddr start, uint64_t length) {
     if (tlb_) tlb_->flush_range(start, length);
@@ -251,11 +269,19 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
   auto engine = std::unique_ptr<ExecutionEngine>(new ExecutionEngine(space, config, helpers));
   config = engine->config_;  // as adjusted (verify_jit)
   if (config.kind != EngineKind::Interp) {
-    // Compiled code reaches guest memory through the engine's Tlb (softmmu
-    // lowering over either address-space strategy), so every guest fault is
-    // precise and writes to code pages are seen.
+    // Over a Direct space compiled code accesses guest memory unchecked and
+    // keeps its state restartable; host faults come back through
+    // run_native. Otherwise it goes through the engine's Tlb (softmmu
+    // lowering), whose slow path reports faults and watched writes.
     JitOptions jo;
-    jo.memory = translate::MemoryStrategy::SoftMmu;
+    if (engine->direct_code_) {
+      if (!detail::install_host_fault_handler())
+        return core::failf(core::ErrorCode::Internal, "cannot install the host fault handler: {}", std::strerror(errno));
+      jo.memory = translate::MemoryStrategy::Direct;
+      jo.restartable = true;
+    } else {
+      jo.memory = translate::MemoryStrategy::SoftMmu;
+    }
     jo.chain_exits = config.chain;
     jo.inline_jump_cache = config.chain;
     jo.perf_map = config.perf_map;
@@ -503,7 +529,31 @@ void ExecutionEngine::finish_region(RegionJob& job) {
 
 ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
   translate::MemoryContext& ctx = bridge_->context();
-  translate::ExitInfo exit = translate::decode_exit(entry_of(b)(&state, &ctx));
+  translate::ExitInfo exit;
+  if (direct_code_) {
+    detail::HostFaultScope scope;
+    scope.lo = reinterpret_cast<uintptr_t>(space_->guest_base());
+    scope.hi = scope.lo + space_->size();
+    if (sigsetjmp(scope.env, 0) != 0) {
+      // A guest access faulted on the host. The state holds the last synced
+      // instruction boundary (rip included) and memory nothing stored
+      // after it: the interpreter carries on from there.
+      detail::current_host_fault_scope() = nullptr;
+      std::fesetround(FE_TONEAREST);  // the code may have been running in another mode
+      ++stats_.host_faults;
+      restart_page_ = scope.fault_offset >> 12;
+      restart_write_ = scope.write;
+      restart_budget_ = kRestartBudget;
+      ir::ExecResult r;
+      r.kind = ir::TermKind::Jump;
+      return r;
+    }
+    detail::current_host_fault_scope() = &scope;
+    exit = translate::decode_exit(entry_of(b)(&state, &ctx));
+    detail::current_host_fault_scope() = nullptr;
+  } else {
+    exit = translate::decode_exit(entry_of(b)(&state, &ctx));
+  }
   ++stats_.native_executions;
   ++stats_.native_exits[static_cast<size_t>(exit.kind) % stats_.native_exits.size()];
   ir::ExecResult r;
@@ -528,6 +578,15 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
     }
   }
   return r;
+}
+
+// The access that faulted on the host would now succeed (e.g. the code page
+// it wrote is no longer watched), so compiled code may run again.
+bool ExecutionEngine::restart_done() const {
+  mem::PageEntry e = space_->page_table().get(restart_page_);
+  if (!e.present()) return false;
+  if (restart_write_) return (e.perms & core::kPermWrite) != 0 && (e.flags & mem::kPageWatchWrite) == 0;
+  return (e.perms & core::kPermRead) != 0;
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> ExecutionEngine::hot_blocks(size_t n) const {
@@ -660,6 +719,19 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       if (b == nullptr) return EngineExit{fault, {}};
     }
     if (config_.trace) VM_LOG_DEBUG("block {:#x}", pc);
+    // After a host fault: interpret until the faulting access was made.
+    bool restarting = restart_budget_ != 0 && !restart_done();
+    if (restarting) {
+      --restart_budget_;
+      ++stats_.restart_blocks;
+      ir::ExecResult r = interp_.run(b->ir, state);
+      if (r.kind == ir::TermKind::Syscall || r.kind == ir::TermKind::Trap) {
+        restart_budget_ = 0;
+        return EngineExit{std::move(r), {}};
+      }
+      continue;
+    }
+    restart_budget_ = 0;
     ++b->executions;
     ++stats_.blocks_executed;
     if (jit_ && !b->compile_failed) {
@@ -695,6 +767,11 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       if (deterministic) want = verifier_->run(b->ir, expect);
       Tier tier = b->compiled->tier;
       r = run_native(*b, state);
+      if (restart_budget_ != 0) {
+        // A host fault: the interpreter takes over from the synced state
+        // (the comparison would be against a block that did not finish).
+        continue;
+      }
       if (!deterministic) {
         ++stats_.unverified_blocks;
       } else if (std::string diff = verifier_->compare(want, expect, r, state); !diff.empty()) {

@@ -178,6 +178,7 @@ struct JITCompiler::Impl {
     lo.target = translate::LoweringTarget::X86_64;
     lo.chain_exits = options.chain_exits;
     lo.inline_jump_cache = options.inline_jump_cache;
+    lo.restartable = options.restartable;
     lo.function_name = std::move(name);
     return lo;
   }

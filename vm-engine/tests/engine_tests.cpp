@@ -18,15 +18,17 @@ namespace {
 constexpr uint64_t kCode = 0x10000, kData = 0x200000, kScratch = 0x300000, kStack = 0x400000;
 
 struct Outcome {
+  ir::ExecResult exit;
   core::X86State state;
   std::vector<uint8_t> data;
   engine::EngineStats stats;
   std::string verify_error;
 };
 
-// Runs `text` from kCode until its first syscall (the guest's "exit").
+// Runs `text` from kCode until its first syscall (the guest's "exit"), or
+// with `expect_fault` until its first trap.
 Outcome run(std::string_view text, EngineConfig cfg, mem::MemoryStrategy strategy = mem::MemoryStrategy::SoftMmu,
-            const ir::HelperTable& helpers = ir::HelperTable::defaults()) {
+            const ir::HelperTable& helpers = ir::HelperTable::defaults(), bool expect_fault = false) {
   auto code = translate::assemble_x86(text);
   REQUIRE_MESSAGE(code.has_value(), code.error().to_string());
   mem::AddressSpaceConfig sc;
@@ -48,8 +50,9 @@ Outcome run(std::string_view text, EngineConfig cfg, mem::MemoryStrategy strateg
   out.state.gpr[4] = kStack + 0x10000 - 64;
   engine::EngineExit exit = (*eng)->run(out.state);
   out.verify_error = exit.verify_error;
+  out.exit = exit.result;
   if (out.verify_error.empty()) {
-    CHECK_MESSAGE(exit.result.kind == ir::TermKind::Syscall, exit.result.message);
+    CHECK_MESSAGE(exit.result.kind == (expect_fault ? ir::TermKind::Trap : ir::TermKind::Syscall), exit.result.message);
   }
   out.data.resize(0x1000);
   REQUIRE(as.read(core::GuestAddr(kData), out.data).has_value());
@@ -235,11 +238,117 @@ TEST_CASE("chained code sees self-modifying code") {
     jnz second
     syscall
   )";
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (EngineKind kind : {EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered}) {
+      CAPTURE(mem::strategy_name(strategy));
+      CAPTURE(engine::engine_kind_name(kind));
+      Outcome got = run(kSmc, config(kind), strategy);
+      CHECK(got.state.gpr[12] == 200 * 1 + 200 * 1000);
+      CHECK(got.stats.invalidations > 0);
+    }
+}
+
+TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter's state") {
+  // Each program warms its loop up (compiled, chained, regions) and then
+  // faults in compiled code: at rcx == 700 it reads unmapped memory (r8)
+  // right after read-modify-writes in the same block, which a restart from
+  // the block's start would repeat; or writes to the read-only code page;
+  // or (loads only) runs a summing loop off the end of the data page, so
+  // the last synced boundary lies hundreds of iterations back.
+  constexpr std::string_view kLoadAfterStores = R"(
+    mov rbx, 0x200000
+    mov r8, 0x5000000
+    mov rcx, 3000
+  loop:
+    mov rdx, rcx
+    and rdx, 7
+    mov rdi, rbx
+    cmp rcx, 700
+    cmove rdi, r8
+    add qword ptr [rbx + rdx*8], rcx
+    push rcx
+    inc qword ptr [rbx + 64]
+    pop rsi
+    add rax, qword ptr [rdi + 8]
+    dec rcx
+    jnz loop
+    syscall
+  )";
+  constexpr std::string_view kStoreToCode = R"(
+    mov rbx, 0x200000
+    mov r8, 0x10000
+    mov rcx, 3000
+  loop:
+    mov rdi, rbx
+    cmp rcx, 700
+    cmove rdi, r8
+    inc qword ptr [rbx + 72]
+    mov qword ptr [rdi + 128], rcx
+    dec rcx
+    jnz loop
+    syscall
+  )";
+  constexpr std::string_view kLoadsOffTheEnd = R"(
+    mov rbx, 0x200000
+    mov rcx, 40
+  outer:
+    inc qword ptr [rbx + 80]
+    mov rsi, rbx
+    mov rdx, 500
+    cmp rcx, 1
+    jne sum
+    mov rdx, 100000
+  sum:
+    add rax, qword ptr [rsi]
+    add rsi, 8
+    dec rdx
+    jnz sum
+    dec rcx
+    jnz outer
+    syscall
+  )";
+  for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd}) {
+    Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+    REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
+    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+      CAPTURE(engine::engine_kind_name(kind));
+      Outcome got = run(text, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+      same_state(want, got);
+      CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
+      CHECK(got.exit.pc == want.exit.pc);
+      CHECK(got.exit.fault_addr == want.exit.fault_addr);
+      CHECK(got.exit.fault_access == want.exit.fault_access);
+      CHECK(got.stats.host_faults > 0);  // compiled code faulted, not the interpreter's first run
+      if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
+    }
+  }
+}
+
+TEST_CASE("direct access: compiled code that writes code pages runs the new code") {
+  // The writer loop is compiled; each of its stores to the callee's page
+  // faults on the host (the page holds a translation), the restart writes it
+  // in the interpreter and drops the stale translation.
+  constexpr std::string_view kRewrite = R"(
+    mov rbx, 0x300000
+    mov dword ptr [rbx], 0x1b8
+    mov byte ptr [rbx + 4], 0
+    mov byte ptr [rbx + 5], 0xc3
+    xor r12d, r12d
+    mov ecx, 300
+  again:
+    mov dword ptr [rbx + 1], ecx
+    call rbx
+    add r12, rax
+    dec ecx
+    jnz again
+    syscall
+  )";
   for (EngineKind kind : {EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered}) {
     CAPTURE(engine::engine_kind_name(kind));
-    Outcome got = run(kSmc, config(kind));
-    CHECK(got.state.gpr[12] == 200 * 1 + 200 * 1000);
+    Outcome got = run(kRewrite, config(kind), mem::MemoryStrategy::Direct);
+    CHECK(got.state.gpr[12] == 300 * 301 / 2);
     CHECK(got.stats.invalidations > 0);
+    if (kind != EngineKind::Interp) CHECK(got.stats.host_faults > 0);
   }
 }
 

@@ -317,6 +317,15 @@ core::Result<void> AddressSpace::set_write_watch(GuestAddr addr, uint64_t length
       return fail(ErrorCode::NotFound, "write watch on an unmapped page", GuestAddr(a));
   for (uint64_t a = start; a < end; a += kPageSize)
     page_table_.set_flags(a >> kPageBits, watch ? uint8_t{kPageWatchWrite} : uint8_t{0});
+  if (protect_watched_ && region_ != nullptr) {
+    for (uint64_t a = start; a < end; a += kPageSize) {
+      uint8_t perms = page_table_.get(a >> kPageBits).perms;
+      if ((perms & core::kPermWrite) == 0) continue;  // the host page is read-only already
+      uint8_t host = watch ? static_cast<uint8_t>(perms & ~core::kPermWrite) : perms;
+      if (mprotect(region_ + a, kPageSize, host_prot(host)) != 0)
+        return failf(ErrorCode::OutOfMemory, "mprotect of watched guest page {:#x} failed: {}", a, std::strerror(errno));
+    }
+  }
   invalidate(start, end);
   return {};
 }
@@ -361,6 +370,18 @@ core::Result<void> AddressSpace::access(GuestAddr addr, uint8_t* buf, size_t siz
       if (page == (last & kPageMask)) break;
     }
   }
+  // Host-protected watched pages (set_host_protect_watched): open them for
+  // the copy, close those still watched afterwards.
+  bool reopen = kind == Access::Write && watched && protect_watched_ && region_ != nullptr;
+  auto set_watched_writable = [&](bool writable) {
+    for (uint64_t page = first & kPageMask;; page += kPageSize) {
+      PageEntry e = page_table_.get(page >> kPageBits);
+      if ((e.flags & kPageWatchWrite) && (e.perms & core::kPermWrite))
+        (void)mprotect(region_ + page, kPageSize, host_prot(writable ? e.perms : e.perms & ~core::kPermWrite));
+      if (page == (last & kPageMask)) break;
+    }
+  };
+  if (reopen) set_watched_writable(true);
   for (size_t done = 0; done < size;) {
     uint64_t a = first + done;
     size_t n = std::min<uint64_t>(size - done, kPageSize - (a & ~kPageMask));
@@ -371,6 +392,7 @@ core::Result<void> AddressSpace::access(GuestAddr addr, uint8_t* buf, size_t siz
       std::memcpy(buf + done, host, n);
     done += n;
   }
+  if (reopen) set_watched_writable(false);
   return {};
 }
 

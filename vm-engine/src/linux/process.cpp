@@ -322,6 +322,9 @@ private:
     if (s.verified_blocks != 0 || s.unverified_blocks != 0)
       std::fprintf(stderr, "  verify-jit             %lu block runs agreed with the interpreter, %lu not checked (rdtsc)\n",
                    static_cast<unsigned long>(s.verified_blocks), static_cast<unsigned long>(s.unverified_blocks));
+    if (s.host_faults != 0)
+      std::fprintf(stderr, "  host faults            %lu recovered (direct access), %lu blocks interpreted after them\n",
+                   static_cast<unsigned long>(s.host_faults), static_cast<unsigned long>(s.restart_blocks));
     if (s.tlb_misses != 0 || s.tlb_fills != 0)
       std::fprintf(stderr, "  softmmu TLB            misses %lu, fills %lu (hits are inline and not counted)\n",
                    static_cast<unsigned long>(s.tlb_misses), static_cast<unsigned long>(s.tlb_fills));

@@ -21,6 +21,7 @@
 #include <llvm/ADT/StringMap.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsAArch64.h>
 #include <llvm/IR/IntrinsicsX86.h>
@@ -124,6 +125,7 @@ public:
             return_sites_.push_back(it->second);
       std::sort(return_sites_.begin(), return_sites_.end());
       return_sites_.erase(std::unique(return_sites_.begin(), return_sites_.end()), return_sites_.end());
+      if (restartable()) compute_entry_unsynced(blocks);
     }
     if (opts_.entry_counter != 0) {
       // Promotion counter: nothing of the guest state is loaded yet, so
@@ -151,6 +153,9 @@ public:
       b_.SetInsertPoint(block_entries_[i]);
       cur_block_ = i;
       reset_block_state();
+      unsynced_ = entry_unsynced_.empty() ? RegSet{} : entry_unsynced_[i];
+      sync_pending_ = false;
+      span_read_ = region_;  // an internal edge may continue a span that read
       if (auto r = lower_block_body(blocks[i]); !r) return std::unexpected(r.error());
     }
 
@@ -239,6 +244,20 @@ private:
   std::vector<int64_t> op_offset_;   // per op: its access's offset from the group root
   AccessGroup* cur_group_ = nullptr;  // the group of the op being lowered
   int64_t cur_offset_ = 0;
+
+  // LoweringOptions::restartable. `unsynced_`: registers whose value may
+  // differ from the state's (set since the last sync point); a sync is due
+  // at the next instruction boundary or internal edge once the current
+  // instruction has stored to guest memory or called a helper. Regions start
+  // each member with the registers that may be unsynced on some internal
+  // edge into it (`entry_unsynced_`, a forward dataflow over the members).
+  using RegSet = std::array<bool, core::kNumX86Regs>;
+  RegSet unsynced_{};
+  bool sync_pending_ = false;
+  std::vector<RegSet> entry_unsynced_;
+  std::vector<bool> insn_reads_;  // per op of the block: an insn marker whose instruction reads memory
+  size_t cur_op_ = 0;
+  bool span_read_ = false;        // an instruction since the last sync point read memory
 
   // Per-block state.
   std::array<RegCache, core::kNumX86Regs> regs_{};
@@ -451,6 +470,7 @@ private:
     auto& c = regs_[static_cast<size_t>(r)];
     c.value = v;
     c.dirty = true;
+    unsynced_[static_cast<size_t>(r)] = true;
   }
   // Writes every dirty register back to the state (the cache stays valid);
   // in a region, every register the region writes.
@@ -465,6 +485,7 @@ private:
   }
   void flush_and_forget() {
     store_dirty();
+    unsynced_.fill(false);
     regs_.fill(RegCache{});
     dyn_mode_ = nullptr;
     mxcsr_for_mode_ = nullptr;
@@ -509,6 +530,117 @@ private:
     set_full(r, b_.CreateBitCast(merged, reg_storage_ty(ri)));
   }
 
+  // ------------------------------------------------- restartable state ----
+  bool restartable() const { return opts_.restartable && opts_.memory == MemoryStrategy::Direct; }
+
+  // A compiler barrier that may read and write the state and all memory:
+  // no guest access or state store moves across it. No instructions.
+  void barrier() {
+    auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
+    b_.CreateCall(fty, llvm::InlineAsm::get(fty, "", "r,~{memory}", true), {state_});
+  }
+  // A due sync may wait while the instructions since the last sync point
+  // read no guest memory (and call no helper): re-run from that point, such
+  // a run stores exactly the same values again, so one sync serves the
+  // whole run (a push sequence, a frame's spills). It is emitted at the
+  // first instruction that reads, or once the run includes one that read
+  // (a read-modify-write: re-running it would read its own store).
+  // Per op index: true at the insn marker of a reading instruction.
+  static std::vector<bool> insns_reading_memory(const ir::IRBlock& blk) {
+    std::vector<bool> reads(blk.ops.size(), false);
+    size_t marker = 0;
+    bool have_marker = false;
+    for (size_t i = 0; i < blk.ops.size(); ++i) {
+      switch (blk.ops[i].opcode) {
+        case Opcode::InsnStart: marker = i; have_marker = true; break;
+        case Opcode::Load: case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: case Opcode::CallHelper:
+          if (have_marker) reads[marker] = true;
+          break;
+        default: break;
+      }
+    }
+    return reads;
+  }
+  // Stores the unsynced registers and `rip` (the next instruction), between
+  // barriers. `consume`: the point is on the block's straight path (not on
+  // one of several edges), so the registers count as synced afterwards.
+  void emit_sync(Value* rip, bool consume) {
+    barrier();
+    for (size_t i = 0; i < unsynced_.size(); ++i) {
+      if (!unsynced_[i]) continue;
+      store_state_reg(b_, core::kX86Regs[i], current(i));
+      if (consume && !region_) regs_[i].dirty = false;
+    }
+    b_.CreateAlignedStore(rip, rip_ptr(), llvm::Align(8));
+    barrier();
+    if (consume) {
+      unsynced_.fill(false);
+      sync_pending_ = false;
+      span_read_ = false;
+    }
+  }
+  // Regions: for each member, the registers that may be unsynced when an
+  // internal edge enters it (entry from outside: none, the state is whole).
+  // Mirrors the sync points above: a due sync at an instruction boundary or
+  // on an internal edge stores everything; a helper call stores everything.
+  void compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
+    entry_unsynced_.assign(blocks.size(), RegSet{});
+    bool changed = true;
+    auto merge = [&](size_t m, const RegSet& in) {
+      for (size_t r = 0; r < in.size(); ++r)
+        if (in[r] && !entry_unsynced_[m][r]) entry_unsynced_[m][r] = changed = true;
+    };
+    while (changed) {
+      changed = false;
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        RegSet s = entry_unsynced_[i];
+        bool pending = false, span_read = true;
+        auto edge = [&](uint64_t pc) {
+          if (auto it = region_index_.find(pc); it != region_index_.end()) merge(it->second, pending ? RegSet{} : s);
+        };
+        auto to_all = [&](const std::vector<size_t>* only) {
+          for (size_t m = 0; m < blocks.size(); ++m)
+            if (!only || std::binary_search(only->begin(), only->end(), m)) merge(m, pending ? RegSet{} : s);
+        };
+        std::vector<bool> reads = insns_reading_memory(blocks[i]);
+        for (size_t k = 0; k < blocks[i].ops.size(); ++k) {
+          const ir::Op& op = blocks[i].ops[k];
+          switch (op.opcode) {
+            case Opcode::InsnStart:
+              if (pending && (reads[k] || span_read)) {
+                s = RegSet{};
+                pending = false;
+                span_read = false;
+              }
+              span_read = span_read || reads[k];
+              break;
+            case Opcode::SetReg: s[op.aux] = true; break;
+            case Opcode::CallHelper: s = RegSet{}; pending = true; break;
+            case Opcode::Store: case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: pending = true; break;
+            case Opcode::ExitIf: edge(op.imm); break;
+            default: break;
+          }
+        }
+        const ir::Terminator& t = blocks[i].term;
+        switch (t.kind) {
+          case TermKind::Jump: edge(t.target.value()); break;
+          case TermKind::Branch: edge(t.target.value()); edge(t.fallthrough.value()); break;
+          case TermKind::Call:
+            if (t.value == ir::kNoValue) edge(t.target.value());
+            else if (opts_.indirect_members) to_all(nullptr);
+            break;
+          case TermKind::IndirectJump:
+            if (opts_.indirect_members) to_all(nullptr);
+            break;
+          case TermKind::Ret:
+            if (opts_.indirect_members) to_all(&return_sites_);
+            break;
+          default: break;
+        }
+      }
+    }
+  }
+
   // ----------------------------------------------------------- exits ----
   Value* rip_ptr() { return state_field(core::reg_info(core::X86Reg::Rip).offset); }
 
@@ -536,6 +668,7 @@ private:
   // chain slot, or a plain return.
   void direct_exit(core::GuestAddr target, uint64_t code) {
     if (auto it = region_index_.find(target.value()); it != region_index_.end()) {
+      if (sync_pending_) emit_sync(c64(target.value()), false);
       spill_to_slots();
       // A block that reads rip sees its own start, as after any exit.
       if (auto* rip_slot = slots_[static_cast<size_t>(core::X86Reg::Rip)]) b_.CreateStore(c64(target.value()), rip_slot);
@@ -588,6 +721,7 @@ private:
       for (size_t i = 0; i < block_entries_.size(); ++i) all.push_back(i);
     const std::vector<size_t>& members = is_return ? return_sites_ : all;
     if (members.empty()) return;
+    if (sync_pending_) emit_sync(target, false);
     spill_to_slots();
     restore_nearest_for_exit();
     Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
@@ -1302,8 +1436,10 @@ private:
     types_.assign(blk.value_count(), Type::Void);
     insn_pc_ = blk.start_pc;
     find_access_groups(blk);
+    insn_reads_ = insns_reading_memory(blk);
     for (size_t i = 0; i < blk.ops.size(); ++i) {
       const ir::Op& op = blk.ops[i];
+      cur_op_ = i;
       cur_group_ = op_group_[i] >= 0 ? &groups_[op_group_[i]] : nullptr;
       cur_offset_ = op_offset_[i];
       Value* out = nullptr;
@@ -1328,6 +1464,8 @@ private:
       case Opcode::GetReg: out = read_reg(op); return {};
       case Opcode::SetReg: write_reg(op, arg(op, 0), arg_type(op, 0)); return {};
       case Opcode::InsnStart:
+        if (sync_pending_ && (insn_reads_[cur_op_] || span_read_)) emit_sync(c64(op.imm), true);
+        span_read_ = span_read_ || insn_reads_[cur_op_];
         insn_pc_ = core::GuestAddr(op.imm);
         return {};
       case Opcode::Load: {
@@ -1340,9 +1478,15 @@ private:
         }
         return {};
       }
-      case Opcode::Store: emit_store(arg(op, 0), arg(op, 1), ir::type_bytes(arg_type(op, 1))); return {};
+      case Opcode::Store:
+        emit_store(arg(op, 0), arg(op, 1), ir::type_bytes(arg_type(op, 1)));
+        sync_pending_ = restartable();
+        return {};
       case Opcode::AtomicCmpxchg:
-      case Opcode::AtomicRmw: out = emit_atomic(op, arg(op, 0)); return {};
+      case Opcode::AtomicRmw:
+        out = emit_atomic(op, arg(op, 0));
+        sync_pending_ = restartable();
+        return {};
       case Opcode::Fence: b_.CreateFence(llvm::AtomicOrdering::SequentiallyConsistent); return {};
       case Opcode::TrapIf:
         side_exit(arg(op, 0), encode_exit(TermKind::Trap, static_cast<ir::TrapReason>(op.aux)), "trap_if");
@@ -1384,6 +1528,7 @@ private:
         phi->addIncoming(c64(0), have_table);
         phi->addIncoming(r, do_call);
         if (region_) reload_slots();
+        sync_pending_ = restartable();
         if (op.type != Type::Void) out = phi;
         return {};
       }

@@ -83,6 +83,15 @@ struct EngineConfig {
   uint8_t dump_stages = 0;
   // Link compiled blocks to each other (chain slots, inline jump cache).
   bool chain = true;
+  // Over a Direct address space (--mmu direct): compiled code reaches guest
+  // memory at guest_base + address with no check, keeps the guest state
+  // restartable (translate::LoweringOptions::restartable), and a host fault
+  // on a guest page (unmapped, protected, or a write to a page holding
+  // translations) sends the engine back to the last synced instruction
+  // boundary, from where the interpreter runs until it has made the access
+  // itself (and faults precisely, or writes the code page). Off: compiled
+  // code checks every access through the software TLB, as over softmmu.
+  bool direct_access = true;
 };
 
 struct EngineStats {
@@ -110,6 +119,8 @@ struct EngineStats {
   std::array<uint64_t, 9> native_exits{};
   uint64_t regions_dropped = 0;
   uint64_t verified_blocks = 0;      // --verify-jit: compiled block runs checked
+  uint64_t host_faults = 0;          // host faults of Direct-access compiled code, recovered
+  uint64_t restart_blocks = 0;       // blocks interpreted after them, up to the faulting access
   uint64_t unverified_blocks = 0;    // ... skipped (nondeterministic helpers: rdtsc)      // background regions whose blocks changed before they were ready
   CompileStats compile;              // summed over all compiles
 };
@@ -216,6 +227,14 @@ private:
   uint64_t next_serial_ = 1;
   std::unique_ptr<Background> background_;  // its own JITCompiler and thread
   std::unique_ptr<Verifier> verifier_;      // verify_jit
+  // Direct access (EngineConfig::direct_access over a Direct space). After
+  // a host fault, the next restart_budget_ blocks are interpreted, or fewer:
+  // until the faulting page allows the access (restart_page_, restart_write_).
+  bool direct_code_ = false;
+  uint32_t restart_budget_ = 0;
+  uint64_t restart_page_ = 0;
+  bool restart_write_ = false;
+  bool restart_done() const;
 };
 
 }  // namespace vm::engine

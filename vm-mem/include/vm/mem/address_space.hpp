@@ -119,6 +119,13 @@ public:
   using WatchHandler = std::function<void(core::GuestAddr page)>;
   core::Result<void> set_write_watch(core::GuestAddr addr, uint64_t length, bool watch);
   void set_watch_handler(WatchHandler handler);
+  // Direct strategy: from now on a watched guest-writable page is also
+  // write-protected on the host (watches set later; unwatching restores the
+  // page's protection), so code that stores to guest memory without a check
+  // faults on it. Writes through this class still succeed: the watch
+  // handler runs, then the page is opened for the copy and closed again
+  // while it stays watched.
+  void set_host_protect_watched(bool on) { protect_watched_ = on; }
 
   core::Result<void> read(core::GuestAddr addr, std::span<uint8_t> out) override;
   core::Result<void> write(core::GuestAddr addr, std::span<const uint8_t> data) override;
@@ -172,6 +179,7 @@ private:
   std::vector<std::pair<uint64_t, InvalidateListener>> listeners_;
   uint64_t next_listener_ = 1;
   WatchHandler watch_handler_;
+  bool protect_watched_ = false;
   mutable WriterPreferringLock mutex_;
 };
 

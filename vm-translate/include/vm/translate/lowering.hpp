@@ -162,6 +162,17 @@ struct LoweringOptions {
   // return is compared with the members that follow a call of the region
   // (its return sites), an indirect jump or call with every member.
   bool indirect_members = false;
+  // Direct only: keep the guest state in memory restartable, so an owner
+  // that catches a host fault on a guest access (no check is emitted) can
+  // resume from it. After every guest instruction that stores to guest
+  // memory or calls a helper, the registers changed since the previous such
+  // point and rip (the next instruction) are stored to the state, fenced
+  // from the guest accesses around them by compiler barriers. At any guest
+  // access the state then holds an instruction boundary at or before it,
+  // and guest memory holds no store made after that boundary, so running
+  // the interpreter from the state reaches the faulting access again with
+  // the same inputs (loads are re-executed, stores are not repeated).
+  bool restartable = false;
   std::string function_name = "vm_block";
 };
 

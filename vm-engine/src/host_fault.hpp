@@ -1,0 +1,33 @@
+// Host fault recovery for Direct-memory compiled code (engine-internal).
+//
+// Code lowered with the Direct strategy accesses guest memory without a
+// check; an access to an unmapped, protected or write-watched guest page
+// raises SIGSEGV (or SIGBUS) on the host. While compiled code runs, the
+// engine publishes a HostFaultScope for its thread; the process-wide
+// handler turns a fault whose address lies in that scope's guest
+// reservation into a siglongjmp back to the scope. Any other fault goes to
+// the handler that was installed before ours (or the default action), so a
+// bug in the host still crashes like one.
+#pragma once
+
+#include <csetjmp>
+#include <cstdint>
+
+namespace vm::engine::detail {
+
+struct HostFaultScope {
+  sigjmp_buf env;
+  uintptr_t lo = 0, hi = 0;  // the guest reservation [lo, hi)
+  uint64_t fault_offset = 0;  // set on a fault: address - lo
+  bool write = false;         // the fault was a write (x86-64 page-fault error code bit 1)
+};
+
+// Installs the SIGSEGV and SIGBUS handler unless it is installed already
+// (each engine with direct access calls it when it is created). Returns
+// false, with errno set, if sigaction fails.
+bool install_host_fault_handler();
+
+// The scope of the compiled code running on this thread, or null.
+HostFaultScope*& current_host_fault_scope();
+
+}  // namespace vm::engine::detail
