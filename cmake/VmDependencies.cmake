@@ -53,4 +53,16 @@ add_library(vm_llvm INTERFACE)
 target_include_directories(vm_llvm SYSTEM INTERFACE ${LLVM_INCLUDE_DIRS})
 separate_arguments(_vm_llvm_defs NATIVE_COMMAND "${LLVM_DEFINITIONS}")
 target_compile_definitions(vm_llvm INTERFACE ${_vm_llvm_defs})
-target_link_libraries(vm_llvm INTERFACE LLVM)
+# A target with the property VM_STATIC_LLVM set links LLVM's static
+# component archives instead (only the `vm` executable does): loading the
+# shared library costs every process ~70 ms of relocation and page faults
+# before main, which is most of a short `vm run`.
+option(VM_STATIC_LLVM "link the vm executable with LLVM's static component libraries" ON)
+llvm_map_components_to_libnames(_vm_llvm_static_libs
+  core irreader passes analysis instcombine scalaropts transformutils codegen selectiondag asmprinter mc mcparser
+  object orcjit jitlink orctargetprocess executionengine runtimedyld target targetparser support
+  x86codegen x86asmparser x86desc x86info aarch64codegen aarch64asmparser aarch64desc aarch64info aarch64utils
+  riscvcodegen riscvasmparser riscvdesc riscvinfo)
+add_library(vm_llvm_static INTERFACE)
+target_link_libraries(vm_llvm_static INTERFACE ${_vm_llvm_static_libs})
+target_link_libraries(vm_llvm INTERFACE "$<IF:$<BOOL:$<TARGET_PROPERTY:VM_STATIC_LLVM>>,vm_llvm_static,LLVM>")

@@ -364,15 +364,9 @@ core::Result<void> AddressSpace::access(GuestAddr addr, uint8_t* buf, size_t siz
     watched |= (e.flags & kPageWatchWrite) != 0;
     if (page == (last & kPageMask)) break;
   }
-  if (kind == Access::Write && watched && watch_handler_) {
-    for (uint64_t page = first & kPageMask;; page += kPageSize) {
-      if (page_table_.get(page >> kPageBits).flags & kPageWatchWrite) watch_handler_(GuestAddr(page));
-      if (page == (last & kPageMask)) break;
-    }
-  }
-  // Host-protected watched pages (set_host_protect_watched): open them for
-  // the copy, close those still watched afterwards.
-  bool reopen = kind == Access::Write && watched && protect_watched_ && region_ != nullptr;
+  // Host-protected watched pages (set_host_protect_watched) are opened for
+  // the copy and those still watched closed again afterwards.
+  bool reopen = false;
   auto set_watched_writable = [&](bool writable) {
     for (uint64_t page = first & kPageMask;; page += kPageSize) {
       PageEntry e = page_table_.get(page >> kPageBits);
@@ -381,7 +375,16 @@ core::Result<void> AddressSpace::access(GuestAddr addr, uint8_t* buf, size_t siz
       if (page == (last & kPageMask)) break;
     }
   };
-  if (reopen) set_watched_writable(true);
+  if (kind == Access::Write && watched) {
+    if (watch_handler_) {
+      for (uint64_t page = first & kPageMask;; page += kPageSize) {
+        if (page_table_.get(page >> kPageBits).flags & kPageWatchWrite) watch_handler_(GuestAddr(page));
+        if (page == (last & kPageMask)) break;
+      }
+    }
+    reopen = protect_watched_ && region_ != nullptr;
+    if (reopen) set_watched_writable(true);
+  }
   for (size_t done = 0; done < size;) {
     uint64_t a = first + done;
     size_t n = std::min<uint64_t>(size - done, kPageSize - (a & ~kPageMask));
