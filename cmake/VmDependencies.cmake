@@ -55,7 +55,7 @@ separate_arguments(_vm_llvm_defs NATIVE_COMMAND "${LLVM_DEFINITIONS}")
 target_compile_definitions(vm_llvm INTERFACE ${_vm_llvm_defs})
 # A target with the property VM_STATIC_LLVM set links LLVM's static
 # component archives instead (only the `vm` executable does): loading the
-# shared library costs every process ~70 ms of relocation and page faults
+# shared library costs every process ~60 ms of relocation and page faults
 # before main, which is most of a short `vm run`.
 option(VM_STATIC_LLVM "link the vm executable with LLVM's static component libraries" ON)
 llvm_map_components_to_libnames(_vm_llvm_static_libs

@@ -664,6 +664,16 @@ private:
     emit_return(c64(insn_pc_.value()), code);
     b_.SetInsertPoint(cont);
   }
+  // Regions: branches to `next` unless the owner has set mem->exit_request
+  // (its translations changed), in which case the region is left for `rip`.
+  // The insertion point is left in the leaving block.
+  void continue_unless_exit_requested(llvm::BasicBlock* next, Value* rip, uint64_t code) {
+    Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
+    auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
+    b_.CreateCondBr(b_.CreateIsNotNull(req), leave, next, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+    b_.SetInsertPoint(leave);
+    leave_region(rip, code);
+  }
   // A direct exit to a static guest pc: an internal edge of the region, a
   // chain slot, or a plain return.
   void direct_exit(core::GuestAddr target, uint64_t code) {
@@ -679,12 +689,7 @@ private:
       }
       // A back edge: the owner may ask running code to come back (its
       // translations changed).
-      Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
-      auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
-      b_.CreateCondBr(b_.CreateIsNotNull(req), leave, block_entries_[it->second],
-                      llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
-      b_.SetInsertPoint(leave);
-      leave_region(c64(target.value()), code);
+      continue_unless_exit_requested(block_entries_[it->second], c64(target.value()), code);
       return;
     }
     if (!opts_.chain_exits) return emit_return(c64(target.value()), code);
@@ -724,12 +729,8 @@ private:
     if (sync_pending_) emit_sync(target, false);
     spill_to_slots();
     restore_nearest_for_exit();
-    Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
-    auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
     auto* dispatch = llvm::BasicBlock::Create(ctx_, "indirect_dispatch", fn_);
-    b_.CreateCondBr(b_.CreateIsNotNull(req), leave, dispatch, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
-    b_.SetInsertPoint(leave);
-    leave_region(target, code);
+    continue_unless_exit_requested(dispatch, target, code);
     b_.SetInsertPoint(dispatch);
     auto* outside = llvm::BasicBlock::Create(ctx_, "indirect_outside", fn_);
     auto* sw = b_.CreateSwitch(target, outside, static_cast<unsigned>(members.size()));
