@@ -99,6 +99,7 @@ int run_execute(char** envp) {
   opts.engine.kind = a.engine == "jit" ? EngineKind::Jit : a.engine == "tiered" ? EngineKind::Tiered : EngineKind::Interp;
   opts.mmu = a.mmu == "softmmu" ? mem::MemoryStrategy::SoftMmu : mem::MemoryStrategy::Direct;
   opts.stats = a.stats;
+  opts.exit_with_guest = true;
   opts.engine.trace = a.trace;
   opts.engine.hot_threshold = a.hot_threshold;
   opts.engine.opt_threshold = a.opt_threshold;

@@ -437,6 +437,10 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
     if (t.kind == ir::TermKind::Call && config_.region_calls && t.value == ir::kNoValue &&
         std::any_of(members.begin(), members.end(), [&](const Block* m) { return m->ir.start_pc == t.target; }))
       next = {t.fallthrough.value()};
+    // An indirect jump (a switch's jump table): the targets it took while
+    // it was interpreted, which the region's code reaches by a compare
+    // against its members (UnitOptions::indirect_members).
+    if (t.kind == ir::TermKind::IndirectJump && config_.region_calls) next = members[i]->indirect_targets;
     for (const ir::Op& op : members[i]->ir.ops)  // early leaves (rep with a zero count)
       if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
     for (uint64_t pc : next) {
@@ -780,8 +784,13 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       } else {
         ++stats_.verified_blocks;
       }
+    } else if (b->compiled) {
+      r = run_native(*b, state);
     } else {
-      r = b->compiled ? run_native(*b, state) : interp_.run(b->ir, state);
+      r = interp_.run(b->ir, state);
+      if (r.kind == ir::TermKind::IndirectJump && b->indirect_targets.size() < kMaxIndirectTargets &&
+          std::find(b->indirect_targets.begin(), b->indirect_targets.end(), state.rip) == b->indirect_targets.end())
+        b->indirect_targets.push_back(state.rip);
     }
     if (r.kind == ir::TermKind::Syscall || r.kind == ir::TermKind::Trap) return EngineExit{std::move(r), {}};
   }

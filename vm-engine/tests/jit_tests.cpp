@@ -364,6 +364,99 @@ TEST_CASE("helper calls see the flushed state and their writes are reloaded") {
   CHECK(got.gpr[2] != 0);
 }
 
+TEST_CASE("128-bit divisions agree with the host's __int128 arithmetic on both paths (64-bit fast path, libgcc)") {
+  // dividend rdx:rax, divisor rcx (sign- or zero-extended): quotients and
+  // remainders, low and high halves, in rbx rsi rdi rbp r8 r9 r10 r11.
+  auto block = ir::parse(R"(block 0x1000 len 2 {
+  insn 0x1000
+  %0:i64 = get_reg rax
+  %1:i64 = get_reg rdx
+  %2:i64 = get_reg rcx
+  %3:i128 = zext %0
+  %4:i128 = zext %1
+  %5:i128 = const 0x40
+  %6:i128 = shl %4, %5
+  %7:i128 = or %6, %3
+  %8:i128 = sext %2
+  %9:i128 = zext %2
+  %10:i128 = divs %7, %8
+  %11:i128 = rems %7, %8
+  %12:i128 = divu %7, %9
+  %13:i128 = remu %7, %9
+  %14:i64 = trunc %10
+  set_reg rbx, %14
+  %15:i128 = lshr %10, %5
+  %16:i64 = trunc %15
+  set_reg rsi, %16
+  %17:i64 = trunc %11
+  set_reg rdi, %17
+  %18:i128 = lshr %11, %5
+  %19:i64 = trunc %18
+  set_reg rbp, %19
+  %20:i64 = trunc %12
+  set_reg r8, %20
+  %21:i128 = lshr %12, %5
+  %22:i64 = trunc %21
+  set_reg r9, %22
+  %23:i64 = trunc %13
+  set_reg r10, %23
+  %24:i128 = lshr %13, %5
+  %25:i64 = trunc %24
+  set_reg r11, %25
+  exit 0x1002
+})");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  constexpr uint64_t kMin = uint64_t{1} << 63, kAll = ~uint64_t{0};
+  struct Case {
+    uint64_t hi, lo, divisor;
+  };
+  const Case cases[] = {
+      {0, 1000003, 7},              // both fit: the 64-bit path
+      {kAll, uint64_t(-1000003), 7}, {0, 1000003, uint64_t(-7)}, {kAll, uint64_t(-5), uint64_t(-3)},
+      {kAll, kMin, kAll},           // 64-bit MIN / -1: fits 64 bits as a dividend, not as a quotient
+      {kAll, kMin, 1},  {0, kMin, 3}, {0, kAll, kAll},  // unsigned: fits; signed: dividend 2^64-1 does not
+      {5, 0x123456789abcdef0, 0xfedcba9876543210},      // dividend wider than 64 bits
+      {0x7fffffffffffffff, kAll, 0x100000001}, {kAll - 3, 17, 0x8000000000000001}, {1, 0, 2},
+  };
+  for (engine::Tier tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+    auto compiled = jit_for(translate::MemoryStrategy::Direct).compile(*block, tier);
+    REQUIRE_MESSAGE(compiled.has_value(), (compiled ? "" : compiled.error().to_string()));
+    for (const Case& c : cases) {
+      CAPTURE(engine::tier_name(tier));
+      CAPTURE(c.hi);
+      CAPTURE(c.lo);
+      CAPTURE(c.divisor);
+      FlatMemory m(0x10000, 0x1000);
+      core::X86State want{}, got{};
+      want.gpr[0] = got.gpr[0] = c.lo;
+      want.gpr[2] = got.gpr[2] = c.hi;
+      want.gpr[1] = got.gpr[1] = c.divisor;
+      ir::Interpreter interp(m);
+      ir::ExecResult r = interp.run(*block, want);
+      auto ctx = m.direct_context(ir::HelperTable::defaults().fns.data());
+      auto exit = engine::execute(*compiled, got, ctx);
+      REQUIRE(r.kind == ir::TermKind::Exit);  // no case divides by zero or overflows 128 bits
+      CHECK(exit.kind == ir::TermKind::Exit);
+      CHECK(testing::state_diff(want, got) == "");
+      // The host compiler's 128-bit arithmetic as the oracle.
+      using i128 = __int128;
+      using u128 = unsigned __int128;
+      u128 dividend = (u128(c.hi) << 64) | c.lo;
+      i128 sd = i128(int64_t(c.divisor));
+      i128 sq = i128(dividend) / sd, sr = i128(dividend) % sd;
+      u128 uq = dividend / c.divisor, ur = dividend % c.divisor;
+      CHECK(got.gpr[3] == uint64_t(sq));
+      CHECK(got.gpr[6] == uint64_t(u128(sq) >> 64));
+      CHECK(got.gpr[7] == uint64_t(sr));
+      CHECK(got.gpr[5] == uint64_t(u128(sr) >> 64));
+      CHECK(got.gpr[8] == uint64_t(uq));
+      CHECK(got.gpr[9] == uint64_t(uq >> 64));
+      CHECK(got.gpr[10] == uint64_t(ur));
+      CHECK(got.gpr[11] == uint64_t(ur >> 64));
+    }
+  }
+}
+
 TEST_CASE("released code is freed and compiling continues") {
   auto& jit = jit_for(translate::MemoryStrategy::Direct);
   std::mt19937_64 rng(7);

@@ -384,7 +384,15 @@ core::Result<int> run_program(const std::string& path, const std::vector<std::st
   Process proc(std::move(*space), std::move(*engine), options, exe);
   proc.state().rip = image->entry.value();
   proc.state().gpr[4] = stack->rsp.value();
-  return proc.run();
+  int status = proc.run();
+  if (options.exit_with_guest) {
+    // Nothing left to do but tear down: skip it, and above all do not wait
+    // for a region the background thread is still compiling (up to a few
+    // hundred milliseconds for a big one).
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+  return status;
 }
 
 }  // namespace vm::engine::linux

@@ -656,6 +656,46 @@ private:
     b_.CreateRet(c64(code));
   }
   // A run-time trap at the current instruction when `cond` holds.
+  Value* divide(Opcode opc, Value* a, Value* d) {
+    switch (opc) {
+      case Opcode::DivU: return b_.CreateUDiv(a, d);
+      case Opcode::DivS: return b_.CreateSDiv(a, d);
+      case Opcode::RemU: return b_.CreateURem(a, d);
+      default: return b_.CreateSRem(a, d);
+    }
+  }
+  // A 128-bit division (the lifter's 64-bit div and idiv, three per idiv):
+  // one host 64-bit division when both operands fit 64 bits, as they mostly
+  // do, and libgcc's 128-bit routine (__divti3 and co., ten times slower)
+  // otherwise. The caller has excluded a zero divisor and the overflowing
+  // MIN / -1 at 128 bits; the 64-bit MIN / -1, whose quotient does not fit
+  // 64 bits, takes the wide path.
+  Value* wide_divide(Opcode opc, Value* a, Value* d) {
+    bool sgn = opc == Opcode::DivS || opc == Opcode::RemS;
+    llvm::Type* wide = a->getType();
+    Value* a64 = b_.CreateTrunc(a, i64_);
+    Value* d64 = b_.CreateTrunc(d, i64_);
+    auto widen = [&](Value* v) { return sgn ? b_.CreateSExt(v, wide) : b_.CreateZExt(v, wide); };
+    Value* fits = b_.CreateAnd(b_.CreateICmpEQ(widen(a64), a), b_.CreateICmpEQ(widen(d64), d));
+    if (sgn)
+      fits = b_.CreateAnd(fits, b_.CreateNot(b_.CreateAnd(b_.CreateICmpEQ(a64, c64(uint64_t{1} << 63)),
+                                                          b_.CreateICmpEQ(d64, c64(~uint64_t{0})))));
+    auto* narrow_bb = llvm::BasicBlock::Create(ctx_, "div_narrow", fn_);
+    auto* wide_bb = llvm::BasicBlock::Create(ctx_, "div_wide", fn_);
+    auto* join = llvm::BasicBlock::Create(ctx_, "div_join", fn_);
+    b_.CreateCondBr(fits, narrow_bb, wide_bb, llvm::MDBuilder(ctx_).createLikelyBranchWeights());
+    b_.SetInsertPoint(narrow_bb);
+    Value* n = widen(divide(opc, a64, d64));
+    b_.CreateBr(join);
+    b_.SetInsertPoint(wide_bb);
+    Value* w = divide(opc, a, d);
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    auto* phi = b_.CreatePHI(wide, 2, "quot");
+    phi->addIncoming(n, narrow_bb);
+    phi->addIncoming(w, wide_bb);
+    return phi;
+  }
   void side_exit(Value* cond, uint64_t code, const char* name) {
     auto* exit_bb = llvm::BasicBlock::Create(ctx_, name, fn_);
     auto* cont = llvm::BasicBlock::Create(ctx_, "cont", fn_);
@@ -1546,12 +1586,7 @@ private:
           bad = b_.CreateOr(bad, ovf);
         }
         side_exit(bad, encode_exit(TermKind::Trap, ir::TrapReason::DivideError), "div_trap");
-        switch (op.opcode) {
-          case Opcode::DivU: out = b_.CreateUDiv(a, d); break;
-          case Opcode::DivS: out = b_.CreateSDiv(a, d); break;
-          case Opcode::RemU: out = b_.CreateURem(a, d); break;
-          default: out = b_.CreateSRem(a, d); break;
-        }
+        out = t->getIntegerBitWidth() == 128 ? wide_divide(op.opcode, a, d) : divide(op.opcode, a, d);
         return {};
       }
       case Opcode::Add: case Opcode::Sub: case Opcode::Mul: case Opcode::MulHiU: case Opcode::MulHiS:

@@ -55,8 +55,8 @@ struct EngineConfig {
   uint32_t hot_threshold = 50;
   uint32_t opt_threshold = 256;
   // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
-  uint32_t max_region_blocks = 32;
-  uint32_t max_region_ops = 6000;
+  uint32_t max_region_blocks = 64;
+  uint32_t max_region_ops = 12000;
   // Every block of a region is an entry of its code: a member reached from
   // outside the region (the block after a call, reached by ret) runs the
   // region's code instead of its own Tier::Fast code.
@@ -172,7 +172,11 @@ private:
     translate::BlockFn region_entry = nullptr;
     uint64_t region_head = 0;
     std::vector<uint64_t> entry_members;  // head: members entered through its code
+    // Ends with an indirect jump: the distinct targets seen while it was
+    // interpreted (the first few, kMaxIndirectTargets), for region formation.
+    std::vector<uint64_t> indirect_targets;
   };
+  static constexpr size_t kMaxIndirectTargets = 16;
   // Where control that reaches `b` goes: a region's entry, else its own code.
   static translate::BlockFn entry_of(const Block& b) { return b.region_entry ? b.region_entry : b.compiled->entry; }
   void point_entries(uint64_t pc, translate::BlockFn entry);

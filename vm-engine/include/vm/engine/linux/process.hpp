@@ -25,6 +25,11 @@ struct ProcessOptions {
   mem::MemoryStrategy mmu = mem::MemoryStrategy::Direct;
   uint64_t address_space_size = uint64_t{64} << 30;
   bool stats = false;  // print statistics to stderr at exit
+  // When the guest exits, end this host process at once with the guest's
+  // status (after the statistics) instead of returning: no teardown, and no
+  // wait for a region the background thread is still compiling. `vm run`
+  // sets it; library callers keep the default and get the status back.
+  bool exit_with_guest = false;
 };
 
 // Runs `path` with `argv` (argv[0] included) and `envp`; returns the exit
