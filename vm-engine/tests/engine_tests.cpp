@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "vm/engine/execution_engine.hpp"
 #include "vm/translate/assembler.hpp"
@@ -312,7 +315,43 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
     jnz outer
     syscall
   )";
-  for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd}) {
+  // Stack slots (same base register, constant offsets): a store needs a
+  // sync point only when it may overwrite a slot loaded earlier in the span.
+  // A fault right after an exact overwrite, a partial one (4 bytes into an
+  // 8-byte slot), and only disjoint stores: a restart from before the loads
+  // must not see the overwritten slot.
+  auto slots = [](std::string_view before_fault) {
+    return fmt::format(R"(
+      mov rbx, 0x200000
+      mov r8, 0x5000000
+      mov rcx, 3000
+      sub rsp, 64
+      mov qword ptr [rsp + 8], 3
+      mov qword ptr [rsp + 16], 5
+    loop:
+      mov rdi, rbx
+      cmp rcx, 700
+      cmove rdi, r8
+      mov rdx, qword ptr [rsp + 8]
+      mov rsi, qword ptr [rsp + 16]
+      add rdx, rsi
+      mov qword ptr [rsp + 24], rcx
+      {}
+      add rax, qword ptr [rdi + 8]
+      add rax, rdx
+      mov r9, qword ptr [rsp + 24]
+      push r9
+      pop r10
+      dec rcx
+      jnz loop
+      syscall
+    )", before_fault);
+  };
+  const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
+  const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
+  const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
+  for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd, std::string_view(kSlotOverwrite),
+                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint)}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {

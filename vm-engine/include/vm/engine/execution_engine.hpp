@@ -117,11 +117,11 @@ struct EngineStats {
   // unlinked direct exit or promotion check; IndirectJump/Ret/Call: a jump
   // cache miss; Syscall, Trap).
   std::array<uint64_t, 9> native_exits{};
-  uint64_t regions_dropped = 0;
+  uint64_t regions_dropped = 0;      // background regions whose blocks changed before they were ready
   uint64_t verified_blocks = 0;      // --verify-jit: compiled block runs checked
   uint64_t host_faults = 0;          // host faults of Direct-access compiled code, recovered
   uint64_t restart_blocks = 0;       // blocks interpreted after them, up to the faulting access
-  uint64_t unverified_blocks = 0;    // ... skipped (nondeterministic helpers: rdtsc)      // background regions whose blocks changed before they were ready
+  uint64_t unverified_blocks = 0;    // ... skipped (nondeterministic helpers: rdtsc)
   CompileStats compile;              // summed over all compiles
 };
 
