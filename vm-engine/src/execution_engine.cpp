@@ -101,6 +101,7 @@ public:
     thread_.join();
     for (RegionJob& j : done_)
       if (j.result && *j.result) (void)jit_->release(**j.result);
+    for (const CompiledBlock& c : releases_) (void)jit_->release(c);
   }
   Background(const Background&) = delete;
   Background& operator=(const Background&) = delete;
@@ -110,6 +111,17 @@ public:
     {
       std::lock_guard lock(mutex_);
       queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  // Frees code of this compiler on the worker, between jobs: release()
+  // takes the compiler's lock, which a compile in progress holds for up to
+  // a few hundred milliseconds; the engine thread must not wait for it.
+  // The code is unlinked already, so nothing runs it in the meantime.
+  void release_later(CompiledBlock code) {
+    {
+      std::lock_guard lock(mutex_);
+      releases_.push_back(std::move(code));
     }
     cv_.notify_one();
   }
@@ -124,13 +136,21 @@ private:
   void loop() {
     for (;;) {
       RegionJob job;
+      std::vector<CompiledBlock> frees;
+      bool have_job = false;
       {
         std::unique_lock lock(mutex_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty() || !releases_.empty(); });
         if (stop_) return;
-        job = std::move(queue_.front());
-        queue_.pop_front();
+        frees = std::exchange(releases_, {});
+        if (!queue_.empty()) {
+          job = std::move(queue_.front());
+          queue_.pop_front();
+          have_job = true;
+        }
       }
+      for (const CompiledBlock& c : frees) (void)jit_->release(c);
+      if (!have_job) continue;
       job.result = jit_->compile_region(job.irs, Tier::Optimized, job.unit);
       if (!job.keep_irs) job.irs.clear();
       std::lock_guard lock(mutex_);
@@ -144,6 +164,7 @@ private:
   std::condition_variable cv_;
   std::deque<RegionJob> queue_;
   std::vector<RegionJob> done_;
+  std::vector<CompiledBlock> releases_;
   std::atomic<bool> ready_{false};
   bool stop_ = false;
   std::thread thread_;  // last: starts once the members above exist
@@ -307,8 +328,16 @@ const EngineStats& ExecutionEngine::stats() const {
   return stats_;
 }
 
+void ExecutionEngine::free_code(JITCompiler* owner, const CompiledBlock& code) {
+  if (background_ && owner == &background_->jit()) {
+    background_->release_later(code);
+  } else {
+    (void)owner->release(code);
+  }
+}
+
 void ExecutionEngine::release(std::unique_ptr<Block>& b) {
-  if (b && b->compiled) (void)b->code_owner->release(*b->compiled);
+  if (b && b->compiled) free_code(b->code_owner, *b->compiled);
   if (b) b->compiled.reset();
 }
 
@@ -368,7 +397,7 @@ void ExecutionEngine::unlink(Block& b) {
 void ExecutionEngine::install(Block& b, CompiledBlock code, JITCompiler* owner) {
   if (b.compiled) {
     unlink(b);
-    (void)b.code_owner->release(*b.compiled);
+    free_code(b.code_owner, *b.compiled);
   }
   b.compiled = std::move(code);
   b.code_owner = owner;
@@ -497,7 +526,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
     members.push_back(it->second.get());
   }
   if (members.size() != job.members.size() || !members[0]->compiled) {
-    (void)owner->release(code);
+    free_code(owner, code);
     ++stats_.regions_dropped;
     return;
   }

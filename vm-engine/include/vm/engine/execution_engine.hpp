@@ -209,6 +209,7 @@ private:
   void retire(std::unique_ptr<Block> b);
   void flush_all();
   void release(std::unique_ptr<Block>& b);
+  void free_code(JITCompiler* owner, const CompiledBlock& code);
 
   mem::AddressSpace* space_;
   EngineConfig config_;
