@@ -347,11 +347,36 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
       syscall
     )", before_fault);
   };
+  // The load and the store that overwrites its slot in two blocks of one
+  // region: the span continues across the internal edge.
+  constexpr std::string_view kSpanAcrossBlocks = R"(
+    mov rbx, 0x200000
+    mov r8, 0x5000000
+    mov rcx, 3000
+    sub rsp, 64
+    mov qword ptr [rsp + 8], 3
+  loop:
+    mov rdi, rbx
+    mov rdx, qword ptr [rsp + 8]
+    cmp rcx, 700
+    cmove rdi, r8
+    jmp next
+  next:
+    add rdx, rcx
+    mov qword ptr [rsp + 8], rdx
+    mov r11, rdx
+    and r11, 7
+    mov qword ptr [rbx + r11*8 + 128], rcx
+    add rax, qword ptr [rdi + 8]
+    dec rcx
+    jnz loop
+    syscall
+  )";
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd, std::string_view(kSlotOverwrite),
-                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint)}) {
+                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint), kSpanAcrossBlocks}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
@@ -364,6 +389,12 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
       CHECK(got.exit.fault_access == want.exit.fault_access);
       CHECK(got.stats.host_faults > 0);  // compiled code faulted, not the interpreter's first run
       if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
+      // Its region syncs after the store in `next` (the span it continues
+      // read the slot in `loop`), so the restart begins in the faulting
+      // iteration; without that sync point it began where the region was
+      // entered, thousands of blocks back (where, in this program, the
+      // final state still happened to agree).
+      if (text == kSpanAcrossBlocks) CHECK(got.stats.restart_blocks <= 2);
     }
   }
 }

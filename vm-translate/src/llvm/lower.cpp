@@ -155,7 +155,8 @@ public:
       reset_block_state();
       unsynced_ = entry_unsynced_.empty() ? RegSet{} : entry_unsynced_[i];
       sync_pending_ = false;
-      span_read_ = region_;  // an internal edge may continue a span that read
+      // An internal edge may continue a span that read.
+      span_read_ = region_ && (entry_span_read_.empty() || entry_span_read_[i]);
       if (auto r = lower_block_body(blocks[i]); !r) return std::unexpected(r.error());
     }
 
@@ -255,6 +256,7 @@ private:
   RegSet unsynced_{};
   bool sync_pending_ = false;
   std::vector<RegSet> entry_unsynced_;
+  std::vector<bool> entry_span_read_;
   std::vector<bool> insn_reads_;  // per op of the block: an insn marker whose instruction reads memory
   size_t cur_op_ = 0;
   bool span_read_ = false;        // an instruction since the last sync point read memory
@@ -672,27 +674,34 @@ private:
   // internal edge enters it (entry from outside: none, the state is whole).
   // Mirrors the sync points above: a due sync at an instruction boundary or
   // on an internal edge stores everything; a helper call stores everything.
+  // Also whether the span an internal edge continues may have read memory
+  // (`entry_span_read_`; false: synced on every such edge, or nothing read
+  // since), which decides whether the member's first stores need a sync.
   void compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
     entry_unsynced_.assign(blocks.size(), RegSet{});
+    entry_span_read_.assign(blocks.size(), false);
     bool changed = true;
-    auto merge = [&](size_t m, const RegSet& in) {
+    auto merge = [&](size_t m, const RegSet& in, bool read) {
       for (size_t r = 0; r < in.size(); ++r)
         if (in[r] && !entry_unsynced_[m][r]) entry_unsynced_[m][r] = changed = true;
+      if (read && !entry_span_read_[m]) entry_span_read_[m] = changed = true;
     };
     while (changed) {
       changed = false;
       for (size_t i = 0; i < blocks.size(); ++i) {
         RegSet s = entry_unsynced_[i];
-        bool pending = false, span_read = true;
+        bool pending = false, span_read = entry_span_read_[i];
         auto edge = [&](uint64_t pc) {
-          if (auto it = region_index_.find(pc); it != region_index_.end()) merge(it->second, pending ? RegSet{} : s);
+          if (auto it = region_index_.find(pc); it != region_index_.end())
+            merge(it->second, pending ? RegSet{} : s, !pending && span_read);
         };
         auto to_all = [&](const std::vector<size_t>* only) {
           for (size_t m = 0; m < blocks.size(); ++m)
-            if (!only || std::binary_search(only->begin(), only->end(), m)) merge(m, pending ? RegSet{} : s);
+            if (!only || std::binary_search(only->begin(), only->end(), m))
+              merge(m, pending ? RegSet{} : s, !pending && span_read);
         };
         std::vector<bool> reads = insns_reading_memory(blocks[i]);
-        std::vector<bool> store_syncs = stores_needing_sync(blocks[i], true);
+        std::vector<bool> store_syncs = stores_needing_sync(blocks[i], entry_span_read_[i]);
         for (size_t k = 0; k < blocks[i].ops.size(); ++k) {
           const ir::Op& op = blocks[i].ops[k];
           switch (op.opcode) {
@@ -1569,7 +1578,7 @@ private:
     insn_pc_ = blk.start_pc;
     find_access_groups(blk);
     insn_reads_ = insns_reading_memory(blk);
-    store_syncs_ = restartable() ? stores_needing_sync(blk, region_) : std::vector<bool>(blk.ops.size(), false);
+    store_syncs_ = restartable() ? stores_needing_sync(blk, span_read_) : std::vector<bool>(blk.ops.size(), false);
     for (size_t i = 0; i < blk.ops.size(); ++i) {
       const ir::Op& op = blk.ops[i];
       cur_op_ = i;
