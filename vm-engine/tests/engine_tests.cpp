@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <random>
 #include <string>
 
 #include <fmt/format.h>
@@ -372,11 +373,27 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
     jnz loop
     syscall
   )";
+  // A load whose value nothing uses (overwritten at once) must still fault.
+  constexpr std::string_view kDeadLoad = R"(
+    mov rbx, 0x200000
+    mov r8, 0x5000000
+    mov rcx, 3000
+  loop:
+    mov rdi, rbx
+    cmp rcx, 700
+    cmove rdi, r8
+    mov rax, qword ptr [rdi + 8]
+    mov rax, rcx
+    inc qword ptr [rbx + 16]
+    dec rcx
+    jnz loop
+    syscall
+  )";
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd, std::string_view(kSlotOverwrite),
-                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint), kSpanAcrossBlocks}) {
+                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint), kSpanAcrossBlocks, kDeadLoad}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
@@ -395,6 +412,77 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
       // entered, thousands of blocks back (where, in this program, the
       // final state still happened to agree).
       if (text == kSpanAcrossBlocks) CHECK(got.stats.restart_blocks <= 2);
+    }
+  }
+}
+
+// Random loops of loads, stores, read-modify-writes and push/pop pairs on
+// stack slots and a data page, cut into blocks by jumps, that fault at a
+// random point of one iteration: the restart from the last sync point must
+// reach the interpreter's state (the sync points are placed by an alias test
+// on stack and data offsets, jit.md "Restartable state").
+std::string random_slot_program(uint32_t seed) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  const char* regs[] = {"rax", "rdx", "rsi", "r9", "r10", "r11"};
+  const char* regs32[] = {"eax", "edx", "esi", "r9d", "r10d", "r11d"};
+  auto reg = [&] { return pick(6); };
+  std::string body;
+  int n = 8 + pick(16), fault_at = pick(n), labels = 0;
+  for (int i = 0; i < n; ++i) {
+    if (i == fault_at) body += "    add rax, qword ptr [rdi + 8]\n";
+    int r = reg(), r2 = reg(), k = pick(12);
+    switch (pick(11)) {
+      case 0: body += fmt::format("    mov {}, qword ptr [rsp + {}]\n", regs[r], 8 * k); break;
+      case 1: body += fmt::format("    mov qword ptr [rsp + {}], {}\n", 8 * k, regs[r]); break;
+      case 2: body += fmt::format("    mov dword ptr [rsp + {}], {}\n", 8 * k + 4, regs32[r]); break;
+      case 3: body += fmt::format("    add qword ptr [rsp + {}], {}\n", 8 * k, regs[r]); break;
+      case 4: body += fmt::format("    add {}, qword ptr [rbx + {}]\n", regs[r], 8 * k); break;
+      case 5: body += fmt::format("    mov qword ptr [rbx + {}], {}\n", 8 * k, regs[r]); break;
+      case 6: body += fmt::format("    inc qword ptr [rbx + {}]\n", 8 * k); break;
+      case 7: body += fmt::format("    imul {}, {}, 3\n    add {}, {}\n", regs[r], regs[r], regs[r], regs[r2]); break;
+      case 8: body += fmt::format("    push {}\n    pop {}\n", regs[r], regs[r2]); break;
+      case 9: body += fmt::format("    xor {}, qword ptr [rsp + {}]\n    mov qword ptr [rsp + {}], {}\n", regs[r],
+                                  8 * k, 8 * pick(12), regs[r]); break;
+      default: body += fmt::format("    jmp part{0}\n  part{0}:\n", labels++); break;
+    }
+  }
+  return fmt::format(R"(
+    mov rbx, 0x200000
+    mov r8, 0x5000000
+    mov rcx, 12
+    sub rsp, 128
+    xor eax, eax
+  init:
+    mov qword ptr [rsp + rcx*8 - 8], rcx
+    dec rcx
+    jnz init
+    mov rcx, 1500
+  loop:
+    mov rdi, rbx
+    cmp rcx, {}
+    cmove rdi, r8
+{}
+    dec rcx
+    jnz loop
+    syscall
+  )", 100 + seed % 700, body);
+}
+
+TEST_CASE("direct access: random slot traffic faulting mid-iteration ends in the interpreter's state") {
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    CAPTURE(seed);
+    std::string text = random_slot_program(seed);
+    CAPTURE(text);
+    Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+    REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
+    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+      CAPTURE(engine::engine_kind_name(kind));
+      Outcome got = run(text, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+      same_state(want, got);
+      CHECK(got.exit.pc == want.exit.pc);
+      CHECK(got.stats.host_faults > 0);
+      if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
     }
   }
 }

@@ -16,12 +16,15 @@ using vm::testing::FlatMemory;
 
 namespace {
 
-engine::JITCompiler& jit_for(translate::MemoryStrategy s) {
-  static std::unique_ptr<engine::JITCompiler> direct, softmmu;
-  auto& slot = s == translate::MemoryStrategy::Direct ? direct : softmmu;
+// `restartable`: Direct with the engine's restartable state (sync points,
+// loads kept alive); with no host fault it must change nothing.
+engine::JITCompiler& jit_for(translate::MemoryStrategy s, bool restartable = false) {
+  static std::unique_ptr<engine::JITCompiler> direct, softmmu, direct_restartable;
+  auto& slot = restartable ? direct_restartable : s == translate::MemoryStrategy::Direct ? direct : softmmu;
   if (!slot) {
     engine::JitOptions o;
     o.memory = s;
+    o.restartable = restartable;
     auto j = engine::JITCompiler::create(o);
     REQUIRE_MESSAGE(j.has_value(), (j ? "" : j.error().to_string()));
     slot = std::move(*j);
@@ -47,7 +50,7 @@ struct WindowTlb {
   }
 };
 
-enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb };
+enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb, DirectRestartable };
 
 // Runs a block, or a region, through the interpreter and the JIT; returns ""
 // when they agree. For a region the interpreter follows the jumps and
@@ -91,15 +94,17 @@ std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86Stat
   FlatMemory mj(m0.base(), m0.size());
   mj.copy_from(m0);
   core::X86State sj = s0;
-  auto strategy = mode == Mode::Direct ? translate::MemoryStrategy::Direct : translate::MemoryStrategy::SoftMmu;
+  bool direct = mode == Mode::Direct || mode == Mode::DirectRestartable;
+  auto strategy = direct ? translate::MemoryStrategy::Direct : translate::MemoryStrategy::SoftMmu;
+  engine::JITCompiler& jit = jit_for(strategy, mode == Mode::DirectRestartable);
   engine::UnitOptions unit;
   unit.all_entries = entry > 0;
   unit.indirect_members = indirect_members;
-  auto compiled = jit_for(strategy).compile_region(blocks, tier, unit);
+  auto compiled = jit.compile_region(blocks, tier, unit);
   if (!compiled) return "compile failed: " + compiled.error().to_string();
   translate::ExitInfo got;
   uint64_t fault_addr = 0;
-  if (mode == Mode::Direct) {
+  if (direct) {
     auto ctx = mj.direct_context(no_helpers.fns.data());
     got = engine::execute(*compiled, sj, ctx);
   } else {
@@ -109,7 +114,7 @@ std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86Stat
     got = engine::execute(*compiled, sj, bridge.context());
     fault_addr = bridge.context().fault_addr;
   }
-  (void)jit_for(strategy).release(*compiled);
+  (void)jit.release(*compiled);
   std::string diff = testing::state_diff(si, sj) + testing::memory_diff(mi.window(), mj.window(), m0.base());
   if (got != testing::expected_exit(want))
     diff += fmt::format("  exit: want kind {} trap {} got kind {} trap {}\n", int(want.kind), int(want.trap),
@@ -224,6 +229,11 @@ TEST_CASE("JIT matches the interpreter on 1000 random blocks (direct memory, bot
   differential(seed, 1000 * ir::testing::test_scale(), Mode::Direct, no_helper_options());
 }
 
+TEST_CASE("JIT with restartable state (sync points, loads kept alive) matches the interpreter on random blocks") {
+  uint64_t seed = ir::testing::test_seed(0x5eed000a);
+  differential(seed, 500 * ir::testing::test_scale(), Mode::DirectRestartable, no_helper_options());
+}
+
 TEST_CASE("JIT matches the interpreter with softmmu slow paths, including precise faults") {
   uint64_t seed = ir::testing::test_seed(0x5eed0002);
   auto o = no_helper_options();
@@ -248,7 +258,7 @@ TEST_CASE("JIT regions match the interpreter on random regions (every memory mod
   std::mt19937_64 rng(seed);
   uint32_t failures = 0, regions = 400 * ir::testing::test_scale(), crossing = 0, indirect_crossing = 0;
   for (uint32_t i = 0; i < regions && failures < 3; ++i) {
-    Mode mode = static_cast<Mode>(i % 3);
+    Mode mode = static_cast<Mode>((i / 4) % 4);  // each mode with every i % 4 variant below
     auto o = no_helper_options();
     if (mode == Mode::SoftMmuTlb) o.mem_base = 0x10e00, o.mem_size = 0x400;
     // Half the regions use a few registers, so values often cross edges.
