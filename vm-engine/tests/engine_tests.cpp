@@ -389,11 +389,28 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
     jnz loop
     syscall
   )";
+  // Writing back the value just read, to a page that is readable but not
+  // writable (the code page), must fault too.
+  constexpr std::string_view kNoopStoreToCode = R"(
+    mov rbx, 0x200000
+    mov r8, 0x10000
+    mov rcx, 3000
+  loop:
+    mov rdi, rbx
+    cmp rcx, 700
+    cmove rdi, r8
+    mov rax, qword ptr [rdi + 128]
+    mov qword ptr [rdi + 128], rax
+    inc qword ptr [rbx + 72]
+    dec rcx
+    jnz loop
+    syscall
+  )";
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd, std::string_view(kSlotOverwrite),
-                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint), kSpanAcrossBlocks, kDeadLoad}) {
+                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint), kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
