@@ -257,6 +257,28 @@ TEST_CASE("chained code sees self-modifying code") {
     }
 }
 
+// A loop of `iterations` that runs `body` with rdi pointing at the data page
+// (rbx), except in the iteration where rcx == fault_rcx, where rdi is
+// `fault_base` (unmapped, or the read-only code page), then makes the
+// guest's exit syscall. `setup` runs first (rcx is free there).
+static std::string fault_loop(std::string_view fault_base, std::string_view body, std::string_view setup = "",
+                       int iterations = 3000, int fault_rcx = 700) {
+  return fmt::format(R"(
+    mov rbx, 0x200000
+    mov r8, {}
+{}
+    mov rcx, {}
+  loop:
+    mov rdi, rbx
+    cmp rcx, {}
+    cmove rdi, r8
+{}
+    dec rcx
+    jnz loop
+    syscall
+  )", fault_base, setup, iterations, fault_rcx, body);
+}
+
 TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter's state") {
   // Each program warms its loop up (compiled, chained, regions) and then
   // faults in compiled code: at rcx == 700 it reads unmapped memory (r8)
@@ -264,39 +286,17 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
   // the block's start would repeat; or writes to the read-only code page;
   // or (loads only) runs a summing loop off the end of the data page, so
   // the last synced boundary lies hundreds of iterations back.
-  constexpr std::string_view kLoadAfterStores = R"(
-    mov rbx, 0x200000
-    mov r8, 0x5000000
-    mov rcx, 3000
-  loop:
+  const std::string kLoadAfterStores = fault_loop("0x5000000", R"(
     mov rdx, rcx
     and rdx, 7
-    mov rdi, rbx
-    cmp rcx, 700
-    cmove rdi, r8
     add qword ptr [rbx + rdx*8], rcx
     push rcx
     inc qword ptr [rbx + 64]
     pop rsi
-    add rax, qword ptr [rdi + 8]
-    dec rcx
-    jnz loop
-    syscall
-  )";
-  constexpr std::string_view kStoreToCode = R"(
-    mov rbx, 0x200000
-    mov r8, 0x10000
-    mov rcx, 3000
-  loop:
-    mov rdi, rbx
-    cmp rcx, 700
-    cmove rdi, r8
+    add rax, qword ptr [rdi + 8])");
+  const std::string kStoreToCode = fault_loop("0x10000", R"(
     inc qword ptr [rbx + 72]
-    mov qword ptr [rdi + 128], rcx
-    dec rcx
-    jnz loop
-    syscall
-  )";
+    mov qword ptr [rdi + 128], rcx)");
   constexpr std::string_view kLoadsOffTheEnd = R"(
     mov rbx, 0x200000
     mov rcx, 40
@@ -322,45 +322,25 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
   // 8-byte slot), and only disjoint stores: a restart from before the loads
   // must not see the overwritten slot.
   auto slots = [](std::string_view before_fault) {
-    return fmt::format(R"(
-      mov rbx, 0x200000
-      mov r8, 0x5000000
-      mov rcx, 3000
-      sub rsp, 64
-      mov qword ptr [rsp + 8], 3
-      mov qword ptr [rsp + 16], 5
-    loop:
-      mov rdi, rbx
-      cmp rcx, 700
-      cmove rdi, r8
-      mov rdx, qword ptr [rsp + 8]
-      mov rsi, qword ptr [rsp + 16]
-      add rdx, rsi
-      mov qword ptr [rsp + 24], rcx
-      {}
-      add rax, qword ptr [rdi + 8]
-      add rax, rdx
-      mov r9, qword ptr [rsp + 24]
-      push r9
-      pop r10
-      dec rcx
-      jnz loop
-      syscall
-    )", before_fault);
+    return fault_loop("0x5000000", fmt::format(R"(
+    mov rdx, qword ptr [rsp + 8]
+    mov rsi, qword ptr [rsp + 16]
+    add rdx, rsi
+    mov qword ptr [rsp + 24], rcx
+    {}
+    add rax, qword ptr [rdi + 8]
+    add rax, rdx
+    mov r9, qword ptr [rsp + 24]
+    push r9
+    pop r10)", before_fault), R"(
+    sub rsp, 64
+    mov qword ptr [rsp + 8], 3
+    mov qword ptr [rsp + 16], 5)");
   };
   // The load and the store that overwrites its slot in two blocks of one
   // region: the span continues across the internal edge.
-  constexpr std::string_view kSpanAcrossBlocks = R"(
-    mov rbx, 0x200000
-    mov r8, 0x5000000
-    mov rcx, 3000
-    sub rsp, 64
-    mov qword ptr [rsp + 8], 3
-  loop:
-    mov rdi, rbx
+  const std::string kSpanAcrossBlocks = fault_loop("0x5000000", R"(
     mov rdx, qword ptr [rsp + 8]
-    cmp rcx, 700
-    cmove rdi, r8
     jmp next
   next:
     add rdx, rcx
@@ -368,49 +348,25 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
     mov r11, rdx
     and r11, 7
     mov qword ptr [rbx + r11*8 + 128], rcx
-    add rax, qword ptr [rdi + 8]
-    dec rcx
-    jnz loop
-    syscall
-  )";
+    add rax, qword ptr [rdi + 8])", R"(
+    sub rsp, 64
+    mov qword ptr [rsp + 8], 3)");
   // A load whose value nothing uses (overwritten at once) must still fault.
-  constexpr std::string_view kDeadLoad = R"(
-    mov rbx, 0x200000
-    mov r8, 0x5000000
-    mov rcx, 3000
-  loop:
-    mov rdi, rbx
-    cmp rcx, 700
-    cmove rdi, r8
+  const std::string kDeadLoad = fault_loop("0x5000000", R"(
     mov rax, qword ptr [rdi + 8]
     mov rax, rcx
-    inc qword ptr [rbx + 16]
-    dec rcx
-    jnz loop
-    syscall
-  )";
+    inc qword ptr [rbx + 16])");
   // Writing back the value just read, to a page that is readable but not
   // writable (the code page), must fault too.
-  constexpr std::string_view kNoopStoreToCode = R"(
-    mov rbx, 0x200000
-    mov r8, 0x10000
-    mov rcx, 3000
-  loop:
-    mov rdi, rbx
-    cmp rcx, 700
-    cmove rdi, r8
+  const std::string kNoopStoreToCode = fault_loop("0x10000", R"(
     mov rax, qword ptr [rdi + 128]
     mov qword ptr [rdi + 128], rax
-    inc qword ptr [rbx + 72]
-    dec rcx
-    jnz loop
-    syscall
-  )";
+    inc qword ptr [rbx + 72])");
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
-  for (std::string_view text : {kLoadAfterStores, kStoreToCode, kLoadsOffTheEnd, std::string_view(kSlotOverwrite),
-                                std::string_view(kSlotPartial), std::string_view(kSlotsDisjoint), kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode}) {
+  for (const std::string& text : {kLoadAfterStores, kStoreToCode, std::string(kLoadsOffTheEnd), kSlotOverwrite,
+                                  kSlotPartial, kSlotsDisjoint, kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
@@ -438,7 +394,7 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
 // random point of one iteration: the restart from the last sync point must
 // reach the interpreter's state (the sync points are placed by an alias test
 // on stack and data offsets, jit.md "Restartable state").
-std::string random_slot_program(uint32_t seed) {
+static std::string random_slot_program(uint32_t seed) {
   std::mt19937 rng(seed);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
   const char* regs[] = {"rax", "rdx", "rsi", "r9", "r10", "r11"};
@@ -464,26 +420,14 @@ std::string random_slot_program(uint32_t seed) {
       default: body += fmt::format("    jmp part{0}\n  part{0}:\n", labels++); break;
     }
   }
-  return fmt::format(R"(
-    mov rbx, 0x200000
-    mov r8, 0x5000000
+  return fault_loop("0x5000000", body, R"(
     mov rcx, 12
     sub rsp, 128
     xor eax, eax
   init:
     mov qword ptr [rsp + rcx*8 - 8], rcx
     dec rcx
-    jnz init
-    mov rcx, 1500
-  loop:
-    mov rdi, rbx
-    cmp rcx, {}
-    cmove rdi, r8
-{}
-    dec rcx
-    jnz loop
-    syscall
-  )", 100 + seed % 700, body);
+    jnz init)", 1500, 100 + static_cast<int>(seed % 700));
 }
 
 TEST_CASE("direct access: random slot traffic faulting mid-iteration ends in the interpreter's state") {
