@@ -177,14 +177,14 @@ struct JITCompiler::Impl {
   }
 
   // A module per compile, destroyed once its object is emitted.
-  std::unique_ptr<llvm::Module> new_module(std::string_view name, llvm::LLVMContext& context) {
-    auto m = std::make_unique<llvm::Module>(name, context);
+  std::unique_ptr<llvm::Module> new_module(std::string_view name, llvm::LLVMContext& ctx) {
+    auto m = std::make_unique<llvm::Module>(name, ctx);
     m->setDataLayout(tm->createDataLayout());
     m->setTargetTriple(tm->getTargetTriple().str());
     return m;
   }
 
-  translate::LoweringOptions lowering_options(std::string name, const UnitOptions& unit) const {
+  translate::LoweringOptions lowering_options(std::string name, const UnitOptions& unit, Tier tier) const {
     translate::LoweringOptions lo;
     lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
     lo.all_entries = unit.all_entries;
@@ -194,6 +194,7 @@ struct JITCompiler::Impl {
     lo.chain_exits = options.chain_exits;
     lo.inline_jump_cache = options.inline_jump_cache;
     lo.restartable = options.restartable;
+    lo.fast_isel = tier == Tier::Fast;
     lo.function_name = std::move(name);
     return lo;
   }
@@ -263,7 +264,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   auto t0 = std::chrono::steady_clock::now();
   llvm::LLVMContext& context = im.compile_context();
   auto module = im.new_module(name, context);
-  translate::LoweringOptions lo = im.lowering_options(name, unit);
+  translate::LoweringOptions lo = im.lowering_options(name, unit, tier);
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
@@ -349,7 +350,7 @@ core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> 
   std::string name = fmt::format("vm_{:x}", blocks[0].start_pc.value());
   llvm::LLVMContext context;
   auto module = im.new_module(name, context);
-  translate::LoweringOptions lo = im.lowering_options(name, unit);
+  translate::LoweringOptions lo = im.lowering_options(name, unit, tier);
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered) {

@@ -100,6 +100,7 @@ public:
     auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
     b_.SetInsertPoint(entry);
     slow_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 16), nullptr, "slowbuf");
+    if (opts_.fast_isel && restartable()) sink_slot_ = b_.CreateAlloca(i64_, nullptr, "load_sink");
     slow_buf_->setAlignment(llvm::Align(16));
     operand_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 32), nullptr, "operands");
     operand_buf_->setAlignment(llvm::Align(16));
@@ -195,6 +196,7 @@ private:
   llvm::PointerType* ptr_ = nullptr;
   llvm::FixedVectorType* v128_ = nullptr;
   llvm::AllocaInst* slow_buf_ = nullptr;
+  llvm::AllocaInst* sink_slot_ = nullptr;  // fast_isel: where consume_loads stores the loads' xor
   llvm::AllocaInst* operand_buf_ = nullptr;
   Value* guest_base_ = nullptr;
   Value* region_mask_ = nullptr;
@@ -552,6 +554,8 @@ private:
   // move within their span, whose re-run from the last sync point finds the
   // faulting one in order. Cost, `recursion` at scale 3000: 1.13 -> 1.18 s;
   // an asm per load pinned every load in place instead: 1.13 -> 1.25 s.
+  // Under fast_isel the xor goes to a volatile stack slot instead (FastISel
+  // rejects an asm with operands); -O0 keeps every store.
   void sink_load(Value* v) {
     llvm::Type* t = v->getType();
     if (t->isVectorTy()) {
@@ -566,8 +570,12 @@ private:
   // far are accounted for.
   void consume_loads(bool reset) {
     if (!load_sink_) return;
-    auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {i64_}, false);
-    b_.CreateCall(fty, llvm::InlineAsm::get(fty, "", "r", true), {load_sink_});
+    if (sink_slot_) {
+      b_.CreateAlignedStore(load_sink_, sink_slot_, llvm::Align(8), true);
+    } else {
+      auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {i64_}, false);
+      b_.CreateCall(fty, llvm::InlineAsm::get(fty, "", "r", true), {load_sink_});
+    }
     if (reset) load_sink_ = nullptr;
   }
   // The stored value through an asm that returns its operand: LLVM can no
@@ -578,6 +586,7 @@ private:
   // host's registers take whole only; others (i128) keep the value as is.
   // Cost, `recursion` at scale 3000, 5 rounds alternating: 1.30 -> 1.34 s.
   Value* opaque(Value* v) {
+    if (opts_.fast_isel) return v;
     llvm::Type* t = v->getType();
     const char* constraint = nullptr;
     if (t->isIntegerTy(8) || t->isIntegerTy(16) || t->isIntegerTy(32) || t->isIntegerTy(64)) constraint = "=r,0";
@@ -587,6 +596,7 @@ private:
     return b_.CreateCall(fty, llvm::InlineAsm::get(fty, "", constraint, false), {v});
   }
   void barrier() {
+    if (opts_.fast_isel) return;
     auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
     b_.CreateCall(fty, llvm::InlineAsm::get(fty, "", "r,~{memory}", true), {state_});
   }
@@ -1178,11 +1188,12 @@ private:
   }
 
   // Even parity: ctpop on x86-64, where it is one popcnt (or a short
-  // sequence without POPCNT); elsewhere by folding the bits with shifts and
-  // xors.
+  // sequence without POPCNT); elsewhere, and for FastISel (which rejects
+  // ctpop: a SelectionDAG run per block that has one), by folding the bits
+  // with shifts and xors.
   Value* parity(Value* a) {
     llvm::Type* t = a->getType();
-    if (opts_.target == LoweringTarget::X86_64) {
+    if (opts_.target == LoweringTarget::X86_64 && !opts_.fast_isel) {
       Value* n = b_.CreateUnaryIntrinsic(llvm::Intrinsic::ctpop, a);
       return b_.CreateICmpEQ(b_.CreateAnd(n, llvm::ConstantInt::get(t, 1)), llvm::ConstantInt::get(t, 0));
     }

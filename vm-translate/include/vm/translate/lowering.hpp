@@ -173,6 +173,16 @@ struct LoweringOptions {
   // the interpreter from the state reaches the faulting access again with
   // the same inputs (loads are re-executed, stores are not repeated).
   bool restartable = false;
+  // The function goes to instruction selection as lowered (no IR passes)
+  // and through X86 FastISel at -O0 (the JIT's Tier::Fast). The lowering
+  // then prefers forms FastISel selects itself: each instruction it
+  // rejects costs a SelectionDAG run of its own (jit_compilation_bench: a
+  // 2-instruction block, 220 -> 155 us without its one popcount). Parity
+  // is computed with shifts and xors; under `restartable`, the loads'
+  // keep-alive goes to a volatile stack slot, and the compiler barriers
+  // and identity asm are left out, since -O0 without IR passes neither
+  // deletes, merges nor moves memory accesses.
+  bool fast_isel = false;
   std::string function_name = "vm_block";
 };
 
