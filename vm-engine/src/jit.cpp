@@ -103,7 +103,13 @@ struct JITCompiler::Impl {
   std::unique_ptr<llvm::TargetMachine> tm;
   std::mutex mutex;
   uint64_t next_unit = 1;
-  std::unordered_map<uint64_t, llvm::orc::ResourceTrackerSP> units;
+  // A compiled unit: its code (the tracker), and the words its chained
+  // exits use as slots (LoweringOptions::chain_slot_storage), freed with it.
+  struct Unit {
+    llvm::orc::ResourceTrackerSP tracker;
+    std::unique_ptr<void*[]> chain_slots;
+  };
+  std::unordered_map<uint64_t, Unit> units;
   FILE* perf_map = nullptr;
   // One object pipeline per tier, built on first use and reused for every
   // compile: building the legacy codegen pass pipeline cost about a fifth of
@@ -265,6 +271,20 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   llvm::LLVMContext& context = im.compile_context();
   auto module = im.new_module(name, context);
   translate::LoweringOptions lo = im.lowering_options(name, unit, tier);
+  // Chain slots in memory of our own rather than globals of the object,
+  // which the linker would have to lay out, relocate and look up: at most
+  // one per exit_if and two per terminator.
+  std::unique_ptr<void*[]> slot_storage;
+  if (lo.chain_exits) {
+    size_t exits = 0;
+    for (const ir::IRBlock& b : blocks) {
+      exits += 2;
+      for (const ir::Op& op : b.ops) exits += op.opcode == ir::Opcode::ExitIf;
+    }
+    slot_storage.reset(new void*[exits]());
+    lo.chain_slot_storage = slot_storage.get();
+    lo.chain_slot_capacity = exits;
+  }
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
   out.stats.lower_us = micros_since(t0);
@@ -303,6 +323,11 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   }
   out.entry = sym->toPtr<translate::BlockFn>();
   for (const auto& slot : lowered->chain_slots) {
+    if (slot.storage) {
+      out.chain_slots.push_back(slot.storage);
+      out.chain_targets.push_back(slot.target);
+      continue;
+    }
     auto s = im.jit->lookup(slot.symbol);
     if (!s) {
       std::string msg = llvm_error(s.takeError());
@@ -313,7 +338,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
     out.chain_targets.push_back(slot.target);
   }
   out.stats.link_us = micros_since(t0);
-  im.units.emplace(out.unit, std::move(rt));
+  im.units.emplace(out.unit, Impl::Unit{std::move(rt), std::move(slot_storage)});
   if (im.perf_map) {
     std::fprintf(im.perf_map, "%lx %lx vm_block_%lx_%s\n", reinterpret_cast<unsigned long>(out.entry),
                  static_cast<unsigned long>(out.code_size), static_cast<unsigned long>(out.start_pc.value()),
@@ -327,9 +352,9 @@ core::Result<void> JITCompiler::release(const CompiledBlock& block) {
   std::lock_guard lock(impl_->mutex);
   auto it = impl_->units.find(block.unit);
   if (it == impl_->units.end()) return core::failf(ErrorCode::NotFound, "no compiled unit {}", block.unit);
-  auto rt = std::move(it->second);
+  Impl::Unit unit = std::move(it->second);  // its chain slots outlive the code
   impl_->units.erase(it);
-  if (auto e = rt->remove()) return core::fail(ErrorCode::Internal, "freeing code: " + llvm_error(std::move(e)));
+  if (auto e = unit.tracker->remove()) return core::fail(ErrorCode::Internal, "freeing code: " + llvm_error(std::move(e)));
   return {};
 }
 

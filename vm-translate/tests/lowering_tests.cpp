@@ -123,6 +123,32 @@ TEST_CASE("fast_isel lowering leaves out the popcount and the asm FastISel rejec
   CHECK(fast->find("store volatile i64") != std::string::npos);
 }
 
+TEST_CASE("chained exits use the caller's slot words first, then globals") {
+  auto block = ir::parse(
+      "block 0x1000 len 2 {\n  insn 0x1000\n  %0:i64 = get_reg rax\n  %1:i64 = const 0x0\n"
+      "  %2:i1 = cmp.eq %0, %1\n  branch %2, 0x2000, 0x3000\n}");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  void* words[1] = {nullptr};
+  translate::LoweringOptions o;
+  o.chain_exits = true;
+  o.chain_slot_storage = words;
+  o.chain_slot_capacity = 1;
+  llvm::LLVMContext ctx;
+  llvm::Module module("t", ctx);
+  auto r = translate::lower_block(*block, module, o);
+  REQUIRE(r.has_value());
+  REQUIRE(r->chain_slots.size() == 2);
+  CHECK(r->chain_slots[0].storage == &words[0]);
+  CHECK(r->chain_slots[0].symbol.empty());
+  CHECK(r->chain_slots[1].storage == nullptr);
+  CHECK(module.getNamedGlobal(r->chain_slots[1].symbol) != nullptr);
+  CHECK(r->chain_slots[0].target.value() + r->chain_slots[1].target.value() == 0x5000);
+  // Only the exit past the capacity has a global.
+  size_t globals = 0;
+  for (const auto& g : module.globals()) globals += g.getName().contains(".chain");
+  CHECK(globals == 1);
+}
+
 TEST_CASE("softmmu guest accesses and TLB loads carry disjoint alias scopes") {
   auto block = ir::parse(
       "block 0x1000 len 1 {\n  insn 0x1000\n  %0:i64 = get_reg rsp\n  %1:i64 = load %0\n  store %0, %1\n"

@@ -783,12 +783,20 @@ private:
       return;
     }
     if (!opts_.chain_exits) return emit_return(c64(target.value()), code);
-    std::string name = fmt::format("{}.chain{}", opts_.function_name, chain_slots_.size());
-    auto* slot = llvm::cast<llvm::GlobalVariable>(mod_.getOrInsertGlobal(name, ptr_));
-    slot->setInitializer(llvm::ConstantPointerNull::get(ptr_));
-    slot->setAlignment(llvm::Align(8));
-    slot->setDSOLocal(true);
-    chain_slots_.push_back(ChainSlot{name, target});
+    Value* slot = nullptr;
+    if (chain_slots_.size() < opts_.chain_slot_capacity && opts_.chain_slot_storage) {
+      void** word = opts_.chain_slot_storage + chain_slots_.size();
+      slot = b_.CreateIntToPtr(c64(reinterpret_cast<uint64_t>(word)), ptr_);
+      chain_slots_.push_back(ChainSlot{"", target, word});
+    } else {
+      std::string name = fmt::format("{}.chain{}", opts_.function_name, chain_slots_.size());
+      auto* global = llvm::cast<llvm::GlobalVariable>(mod_.getOrInsertGlobal(name, ptr_));
+      global->setInitializer(llvm::ConstantPointerNull::get(ptr_));
+      global->setAlignment(llvm::Align(8));
+      global->setDSOLocal(true);
+      chain_slots_.push_back(ChainSlot{name, target});
+      slot = global;
+    }
     store_dirty();
     b_.CreateAlignedStore(c64(target.value()), rip_ptr(), llvm::Align(8));
     restore_nearest_for_exit();

@@ -143,6 +143,12 @@ struct LoweringOptions {
   // slot: a global pointer that, once the engine stores a compiled successor
   // in it, is tail-called instead of returning. Off: plain returns.
   bool chain_exits = false;
+  // chain_exits: when set, the first chain_slot_capacity exits use these
+  // words as their slots, addressed by their absolute addresses in the code
+  // (a host JIT that owns them), instead of globals of the module: no data
+  // section, symbols or relocations to link (later exits get globals).
+  void** chain_slot_storage = nullptr;
+  size_t chain_slot_capacity = 0;
   // Indirect exits (indirect jump, indirect call, ret) look the target pc up
   // in mem->jump_cache and tail-call the entry they find instead of returning.
   bool inline_jump_cache = false;
@@ -188,8 +194,9 @@ struct LoweringOptions {
 
 // A direct exit's chaining slot (a global `void*` in the lowered module).
 struct ChainSlot {
-  std::string symbol;   // the global's name
-  core::GuestAddr target;  // the guest pc the exit goes to
+  std::string symbol;         // the global's name (empty for a word of chain_slot_storage)
+  core::GuestAddr target;     // the guest pc the exit goes to
+  void** storage = nullptr;   // the word of chain_slot_storage it uses, if any
 };
 
 // Lowers one block (or a region whose blocks' jumps to each other's start_pc
