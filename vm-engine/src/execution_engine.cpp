@@ -582,10 +582,10 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       return r;
     }
     detail::current_host_fault_scope() = &scope;
-    exit = translate::decode_exit(entry_of(b)(&state, &ctx));
+    exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx));
     detail::current_host_fault_scope() = nullptr;
   } else {
-    exit = translate::decode_exit(entry_of(b)(&state, &ctx));
+    exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx));
   }
   ++stats_.native_executions;
   ++stats_.native_exits[static_cast<size_t>(exit.kind) % stats_.native_exits.size()];

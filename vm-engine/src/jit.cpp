@@ -201,6 +201,7 @@ struct JITCompiler::Impl {
     lo.inline_jump_cache = options.inline_jump_cache;
     lo.restartable = options.restartable;
     lo.fast_isel = tier == Tier::Fast;
+    lo.chain_by_return = tier == Tier::Fast;
     lo.function_name = std::move(name);
     return lo;
   }

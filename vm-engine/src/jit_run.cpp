@@ -199,7 +199,7 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
       if (blk->term.kind == ir::TermKind::Trap) term = blk->term;
       it = cache.emplace(state.rip, Entry{compiled->entry, std::move(term)}).first;
     }
-    auto exit = translate::decode_exit(it->second.fn(&state, &bridge.context()));
+    auto exit = translate::decode_exit(translate::run_unit(it->second.fn, &state, &bridge.context()));
     ++res.blocks;
     res.pc = core::GuestAddr(state.rip);
     if (exit.kind == ir::TermKind::Trap) {

@@ -149,6 +149,29 @@ TEST_CASE("chained exits use the caller's slot words first, then globals") {
   CHECK(globals == 1);
 }
 
+TEST_CASE("chain_by_return hands chained and jump-cache successors back instead of tail-calling them") {
+  auto block = ir::parse(
+      "block 0x1000 len 2 {\n  insn 0x1000\n  %0:i64 = get_reg rax\n  %1:i64 = const 0x0\n"
+      "  %2:i1 = cmp.eq %0, %1\n  exit_if %2, 0x4000\n  %3:i64 = get_reg rcx\n  indirect_jump %3\n}");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  translate::LoweringOptions o;
+  o.chain_exits = true;
+  o.inline_jump_cache = true;
+  auto tail = translate::lower_to_llvm_text(*block, o);
+  REQUIRE(tail.has_value());
+  CHECK(tail->find("musttail") != std::string::npos);
+  o.chain_by_return = true;
+  auto handed = translate::lower_to_llvm_text(*block, o);
+  REQUIRE(handed.has_value());
+  CHECK(handed->find("musttail") == std::string::npos);
+  // Both exits return the successor's entry with the continue bit.
+  size_t n = 0;
+  for (size_t at = handed->find("-9223372036854775808"); at != std::string::npos;
+       at = handed->find("-9223372036854775808", at + 1))
+    ++n;
+  CHECK(n == 2);
+}
+
 TEST_CASE("softmmu guest accesses and TLB loads carry disjoint alias scopes") {
   auto block = ir::parse(
       "block 0x1000 len 1 {\n  insn 0x1000\n  %0:i64 = get_reg rsp\n  %1:i64 = load %0\n  store %0, %1\n"

@@ -764,6 +764,18 @@ private:
     b_.SetInsertPoint(leave);
     leave_region(rip, code);
   }
+  // Ends the current basic block by running the unit `callee` next: a
+  // `musttail` call, or under chain_by_return its entry handed back to the
+  // caller (run_unit).
+  void continue_with(Value* callee) {
+    if (opts_.chain_by_return) {
+      b_.CreateRet(b_.CreateOr(b_.CreatePtrToInt(callee, i64_), c64(kExitContinue)));
+      return;
+    }
+    auto* call = b_.CreateCall(fn_->getFunctionType(), callee, {state_, mem_});
+    call->setTailCallKind(llvm::CallInst::TCK_MustTail);
+    b_.CreateRet(call);
+  }
   // A direct exit to a static guest pc: an internal edge of the region, a
   // chain slot, or a plain return.
   void direct_exit(core::GuestAddr target, uint64_t code) {
@@ -805,9 +817,7 @@ private:
     auto* ret_bb = llvm::BasicBlock::Create(ctx_, "unchained", fn_);
     b_.CreateCondBr(b_.CreateIsNotNull(succ), call_bb, ret_bb);
     b_.SetInsertPoint(call_bb);
-    auto* call = b_.CreateCall(fn_->getFunctionType(), succ, {state_, mem_});
-    call->setTailCallKind(llvm::CallInst::TCK_MustTail);
-    b_.CreateRet(call);
+    continue_with(succ);
     b_.SetInsertPoint(ret_bb);
     b_.CreateRet(c64(code));
   }
@@ -867,9 +877,7 @@ private:
     auto* ret_bb = llvm::BasicBlock::Create(ctx_, "jcache_miss", fn_);
     b_.CreateCondBr(hit, call_bb, ret_bb);
     b_.SetInsertPoint(call_bb);
-    auto* call = b_.CreateCall(fn_->getFunctionType(), fn, {state_, mem_});
-    call->setTailCallKind(llvm::CallInst::TCK_MustTail);
-    b_.CreateRet(call);
+    continue_with(fn);
     b_.SetInsertPoint(ret_bb);
     b_.CreateRet(c64(code));
   }

@@ -115,9 +115,9 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// Runs one compiled block.
+// Runs one compiled block (and the blocks it chains to).
 inline translate::ExitInfo execute(const CompiledBlock& block, core::X86State& state, translate::MemoryContext& mem) {
-  return translate::decode_exit(block.entry(&state, &mem));
+  return translate::decode_exit(translate::run_unit(block.entry, &state, &mem));
 }
 
 // A MemoryContext for JitOptions::memory = SoftMmu whose TLB never hits, so

@@ -120,6 +120,10 @@ static_assert(sizeof(JumpCacheEntry) == 16);
 //   bits 8..15  ir::TrapReason (Trap only)
 //   bits 16..23 interrupt vector (Trap(interrupt) only)
 // The next pc (or trapping pc) is always in state->rip, never in the code.
+// A code with bit 63 set is no exit but the entry of a unit to run next
+// (LoweringOptions::chain_by_return; bit 63 of a user-space pointer is 0):
+// run_unit runs it.
+inline constexpr uint64_t kExitContinue = uint64_t{1} << 63;
 struct ExitInfo {
   ir::TermKind kind = ir::TermKind::None;
   ir::TrapReason trap = ir::TrapReason::InvalidOpcode;
@@ -136,6 +140,14 @@ constexpr ExitInfo decode_exit(uint64_t code) {
                   static_cast<uint8_t>((code >> 16) & 0xff)};
 }
 
+// Calls a lowered unit and then, as long as it hands over a successor
+// (kExitContinue), the successor; returns the first real exit code.
+inline uint64_t run_unit(BlockFn fn, core::X86State* state, MemoryContext* mem) {
+  uint64_t code = fn(state, mem);
+  while ((code & kExitContinue) != 0) code = reinterpret_cast<BlockFn>(code & ~kExitContinue)(state, mem);
+  return code;
+}
+
 struct LoweringOptions {
   MemoryStrategy memory = MemoryStrategy::Direct;
   LoweringTarget target = LoweringTarget::X86_64;
@@ -149,6 +161,12 @@ struct LoweringOptions {
   // section, symbols or relocations to link (later exits get globals).
   void** chain_slot_storage = nullptr;
   size_t chain_slot_capacity = 0;
+  // A chained exit with its slot set, and an inline jump-cache hit, return
+  // the successor's entry with kExitContinue instead of tail-calling it;
+  // whoever called the unit runs it (run_unit). For FastISel, which
+  // rejects `musttail` calls: one rejected instruction is a SelectionDAG
+  // run for the function (the JIT's Tier::Fast).
+  bool chain_by_return = false;
   // Indirect exits (indirect jump, indirect call, ret) look the target pc up
   // in mem->jump_cache and tail-call the entry they find instead of returning.
   bool inline_jump_cache = false;
