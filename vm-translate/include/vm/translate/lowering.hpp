@@ -152,8 +152,9 @@ struct LoweringOptions {
   MemoryStrategy memory = MemoryStrategy::Direct;
   LoweringTarget target = LoweringTarget::X86_64;
   // Direct exits (jump, branch, direct call) leave through a per-exit chain
-  // slot: a global pointer that, once the engine stores a compiled successor
-  // in it, is tail-called instead of returning. Off: plain returns.
+  // slot: a pointer (a global, or a word of chain_slot_storage) that, once
+  // the engine stores a compiled successor in it, is tail-called (or under
+  // chain_by_return handed back) instead of returning. Off: plain returns.
   bool chain_exits = false;
   // chain_exits: when set, the first chain_slot_capacity exits use these
   // words as their slots, addressed by their absolute addresses in the code
@@ -210,7 +211,8 @@ struct LoweringOptions {
   std::string function_name = "vm_block";
 };
 
-// A direct exit's chaining slot (a global `void*` in the lowered module).
+// A direct exit's chaining slot: a global `void*` in the lowered module, or a
+// word of LoweringOptions::chain_slot_storage.
 struct ChainSlot {
   std::string symbol;         // the global's name (empty for a word of chain_slot_storage)
   core::GuestAddr target;     // the guest pc the exit goes to
