@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -107,6 +108,27 @@ EngineConfig config(EngineKind kind) {
   c.opt_threshold = 16;
   c.background_compile = false;
   return c;
+}
+
+// Runs `text` with direct access under the interpreter, where it must end
+// in a memory fault, and under the jit and tiered engines: compiled code
+// must fault on the host (not the interpreter's first run) and end in the
+// interpreter's state and fault. `more` adds checks on each compiled run.
+void expect_interpreter_fault(const std::string& text, const std::function<void(const Outcome&)>& more) {
+  Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+  REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
+  for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+    CAPTURE(engine::engine_kind_name(kind));
+    Outcome got = run(text, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+    same_state(want, got);
+    CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
+    CHECK(got.exit.pc == want.exit.pc);
+    CHECK(got.exit.fault_addr == want.exit.fault_addr);
+    CHECK(got.exit.fault_access == want.exit.fault_access);
+    CHECK(got.stats.host_faults > 0);
+    if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
+    more(got);
+  }
 }
 
 }  // namespace
@@ -367,25 +389,14 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (const std::string& text : {kLoadAfterStores, kStoreToCode, std::string(kLoadsOffTheEnd), kSlotOverwrite,
                                   kSlotPartial, kSlotsDisjoint, kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode}) {
-    Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
-    REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
-    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
-      CAPTURE(engine::engine_kind_name(kind));
-      Outcome got = run(text, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
-      same_state(want, got);
-      CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
-      CHECK(got.exit.pc == want.exit.pc);
-      CHECK(got.exit.fault_addr == want.exit.fault_addr);
-      CHECK(got.exit.fault_access == want.exit.fault_access);
-      CHECK(got.stats.host_faults > 0);  // compiled code faulted, not the interpreter's first run
-      if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
+    expect_interpreter_fault(text, [&](const Outcome& got) {
       // Its region syncs after the store in `next` (the span it continues
       // read the slot in `loop`), so the restart begins in the faulting
       // iteration; without that sync point it began where the region was
       // entered, thousands of blocks back (where, in this program, the
       // final state still happened to agree).
       if (text == kSpanAcrossBlocks) CHECK(got.stats.restart_blocks <= 2);
-    }
+    });
   }
 }
 
@@ -435,16 +446,7 @@ TEST_CASE("direct access: random slot traffic faulting mid-iteration ends in the
     CAPTURE(seed);
     std::string text = random_slot_program(seed);
     CAPTURE(text);
-    Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
-    REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
-    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
-      CAPTURE(engine::engine_kind_name(kind));
-      Outcome got = run(text, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
-      same_state(want, got);
-      CHECK(got.exit.pc == want.exit.pc);
-      CHECK(got.stats.host_faults > 0);
-      if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
-    }
+    expect_interpreter_fault(text, [](const Outcome&) {});
   }
 }
 
