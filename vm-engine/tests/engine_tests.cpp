@@ -384,11 +384,38 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
     mov rax, qword ptr [rdi + 128]
     mov qword ptr [rdi + 128], rax
     inc qword ptr [rbx + 72])");
+  // Registers changed after the last sync point cross internal edges
+  // (`jnz odd`, the join at `odd`) before the fault: the state must still
+  // hold the sync point's values, since the restart re-runs from there.
+  const std::string kRegistersAcrossEdges = fault_loop("0x5000000", R"(
+    mov rdx, qword ptr [rbx + 8]
+    mov qword ptr [rbx + 8], rcx
+    add rdx, qword ptr [rbx + 16]
+    inc r12
+    add r13, rdx
+    test rcx, 1
+    jnz odd
+    inc r14
+  odd:
+    add rax, qword ptr [rdi + 8])");
+  // A sync point leaves flags unsynced that the block sets again before
+  // anything observes them (here `add rdx, rcx` after the sync point right
+  // after the store), but must store those read first: `adc` reads the CF
+  // that `bt` set (the low bit of rcx: 1 in the faulting iteration, 0 in
+  // the one before), and a restart from the sync point re-runs the adc.
+  const std::string kFlagReadAfterSync = fault_loop("0x5000000", R"(
+    bt rcx, 0
+    mov rdx, qword ptr [rbx + 8]
+    mov qword ptr [rbx + 8], rcx
+    adc rsi, 0
+    add rdx, rcx
+    add rax, qword ptr [rdi + 8])", "", 3000, 701);
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (const std::string& text : {kLoadAfterStores, kStoreToCode, std::string(kLoadsOffTheEnd), kSlotOverwrite,
-                                  kSlotPartial, kSlotsDisjoint, kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode}) {
+                                  kSlotPartial, kSlotsDisjoint, kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode,
+                                  kRegistersAcrossEdges, kFlagReadAfterSync}) {
     expect_interpreter_fault(text, [&](const Outcome& got) {
       // Its region syncs after the store in `next` (the span it continues
       // read the slot in `loop`), so the restart begins in the faulting

@@ -15,6 +15,7 @@
 
 #include "random_blocks.hpp"
 #include "vm/ir/text.hpp"
+#include "sync_points.hpp"
 #include "vm/translate/llvm_lowering.hpp"
 
 using namespace vm;
@@ -121,6 +122,39 @@ TEST_CASE("fast_isel lowering leaves out the popcount and the asm FastISel rejec
   CHECK(fast->find("asm") == std::string::npos);
   // The dead load's value still reaches a volatile store (-O0 keeps it).
   CHECK(fast->find("store volatile i64") != std::string::npos);
+}
+
+TEST_CASE("sync points may leave unsynced the flags set again before anything observes them") {
+  // Markers: the first (cf and zf set before the load), A (an add-with-carry
+  // reads the carry forwarded from before A, then sets the carry and the
+  // zero flag; a load follows), B (a load before any flag is set), C (reads
+  // sf through get_reg, then sets sf and zf), D (sets cf and of before the
+  // block ends).
+  auto block = ir::parse(
+      "block 0x1000 len 9 {\n  insn 0x1000\n  %0:i64 = get_reg rax\n  %1:i64 = get_reg rbx\n"
+      "  %2:i1 = cmp.ult %0, %1\n  set_reg cf, %2\n  %3:i1 = cmp.eq %0, %1\n  set_reg zf, %3\n"
+      "  insn 0x1003\n  %4:i64 = zext %2\n  %5:i64 = add %0, %4\n  set_reg rax, %5\n"
+      "  %6:i1 = cmp.ult %5, %0\n  set_reg cf, %6\n  set_reg zf, %6\n"
+      "  insn 0x1006\n  %7:i64 = load %1\n  set_reg rcx, %7\n"
+      "  insn 0x1009\n  %8:i1 = get_reg sf\n  %9:i1 = cmp.ult %7, %1\n  set_reg sf, %9\n  set_reg zf, %8\n"
+      "  insn 0x100c\n  %10:i64 = add %5, %7\n  set_reg rdx, %10\n  %11:i1 = cmp.eq %10, %7\n"
+      "  set_reg cf, %11\n  set_reg of, %11\n"
+      "  jump 0x1010\n}");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  auto bit = [](core::X86Reg r) { return uint64_t{1} << static_cast<unsigned>(r); };
+  std::vector<uint64_t> reset = translate::detail::flags_set_before_observed(*block);
+  std::vector<size_t> markers;
+  for (size_t i = 0; i < block->ops.size(); ++i)
+    if (block->ops[i].opcode == ir::Opcode::InsnStart) markers.push_back(i);
+  REQUIRE(markers.size() == 5);
+  CHECK(reset[markers[0]] == (bit(core::X86Reg::Cf) | bit(core::X86Reg::Zf)));
+  CHECK(reset[markers[1]] == bit(core::X86Reg::Zf));  // A: cf is read (through %2), zf is not
+  CHECK(reset[markers[2]] == 0);                      // B: the load comes first
+  // C: sf is read first; zf and of are set again, cf too but D reads it.
+  CHECK(reset[markers[3]] == (bit(core::X86Reg::Zf) | bit(core::X86Reg::Of)));
+  // D: whatever was computed from a flag's value counts as reading it, so
+  // the use of %5 (the add-with-carry's result, from the carry %2) keeps cf.
+  CHECK(reset[markers[4]] == bit(core::X86Reg::Of));
 }
 
 TEST_CASE("chained exits use the caller's slot words first, then globals") {

@@ -46,6 +46,7 @@ namespace {
 using core::ErrorCode;
 using core::RegKind;
 using detail::insns_reading_memory;
+using detail::flags_set_before_observed;
 using detail::stores_needing_sync;
 using ir::Lane;
 using ir::Opcode;
@@ -267,6 +268,7 @@ private:
   bool span_read_ = false;        // an instruction since the last sync point read memory
   Value* load_sink_ = nullptr;    // restartable: xor of the loads not yet taken by an asm (sink_load)
   std::vector<bool> store_syncs_;  // per op of the block: a store that makes a sync point due
+  std::vector<uint64_t> flags_reset_;  // per op of the block: flags_set_before_observed
 
   // Per-block state.
   std::array<RegCache, core::kNumX86Regs> regs_{};
@@ -603,18 +605,21 @@ private:
   // Stores the unsynced registers and `rip` (the next instruction), between
   // barriers. `consume`: the point is on the block's straight path (not on
   // one of several edges), so the registers count as synced afterwards.
-  void emit_sync(Value* rip, bool consume) {
+  // `skip` (a mask of registers, consuming points only): flags the block
+  // sets again before anything observes them (flags_set_before_observed);
+  // they stay unsynced.
+  void emit_sync(Value* rip, bool consume, uint64_t skip = 0) {
     consume_loads(consume);
     barrier();
     for (size_t i = 0; i < unsynced_.size(); ++i) {
-      if (!unsynced_[i]) continue;
+      if (!unsynced_[i] || (skip >> i & 1)) continue;
       store_state_reg(b_, core::kX86Regs[i], current(i));
       if (consume && !region_) regs_[i].dirty = false;
     }
     b_.CreateAlignedStore(rip, rip_ptr(), llvm::Align(8));
     barrier();
     if (consume) {
-      unsynced_.fill(false);
+      for (size_t i = 0; i < unsynced_.size(); ++i) unsynced_[i] = unsynced_[i] && (skip >> i & 1);
       sync_pending_ = false;
       span_read_ = false;
     }
@@ -635,6 +640,12 @@ private:
         if (in[r] && !entry_unsynced_[m][r]) entry_unsynced_[m][r] = changed = true;
       if (read && !entry_span_read_[m]) entry_span_read_[m] = changed = true;
     };
+    std::vector<std::vector<bool>> reads_of(blocks.size());
+    std::vector<std::vector<uint64_t>> flags_reset_of(blocks.size());
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      reads_of[i] = insns_reading_memory(blocks[i]);
+      flags_reset_of[i] = flags_set_before_observed(blocks[i]);
+    }
     while (changed) {
       changed = false;
       for (size_t i = 0; i < blocks.size(); ++i) {
@@ -649,14 +660,15 @@ private:
             if (!only || std::binary_search(only->begin(), only->end(), m))
               merge(m, pending ? RegSet{} : s, !pending && span_read);
         };
-        std::vector<bool> reads = insns_reading_memory(blocks[i]);
+        const std::vector<bool>& reads = reads_of[i];
+        const std::vector<uint64_t>& flags_reset = flags_reset_of[i];
         std::vector<bool> store_syncs = stores_needing_sync(blocks[i], entry_span_read_[i]);
         for (size_t k = 0; k < blocks[i].ops.size(); ++k) {
           const ir::Op& op = blocks[i].ops[k];
           switch (op.opcode) {
             case Opcode::InsnStart:
               if (pending && (reads[k] || span_read)) {
-                s = RegSet{};
+                for (size_t r = 0; r < s.size(); ++r) s[r] = s[r] && (flags_reset[k] >> r & 1);
                 pending = false;
                 span_read = false;
               }
@@ -1550,6 +1562,7 @@ private:
     find_access_groups(blk);
     insn_reads_ = insns_reading_memory(blk);
     store_syncs_ = restartable() ? stores_needing_sync(blk, span_read_) : std::vector<bool>(blk.ops.size(), false);
+    flags_reset_ = restartable() ? flags_set_before_observed(blk) : std::vector<uint64_t>(blk.ops.size(), 0);
     for (size_t i = 0; i < blk.ops.size(); ++i) {
       const ir::Op& op = blk.ops[i];
       cur_op_ = i;
@@ -1578,7 +1591,7 @@ private:
       case Opcode::GetReg: out = read_reg(op); return {};
       case Opcode::SetReg: write_reg(op, arg(op, 0), arg_type(op, 0)); return {};
       case Opcode::InsnStart:
-        if (sync_pending_ && (insn_reads_[cur_op_] || span_read_)) emit_sync(c64(op.imm), true);
+        if (sync_pending_ && (insn_reads_[cur_op_] || span_read_)) emit_sync(c64(op.imm), true, flags_reset_[cur_op_]);
         span_read_ = span_read_ || insn_reads_[cur_op_];
         insn_pc_ = core::GuestAddr(op.imm);
         return {};

@@ -107,4 +107,60 @@ std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
   return out;
 }
 
+std::vector<uint64_t> flags_set_before_observed(const ir::IRBlock& blk) {
+  static_assert(core::kNumX86Regs <= 64, "register masks are 64 bits");
+  auto flag_bit = [](uint32_t reg) -> uint64_t {
+    return reg < core::kNumX86Regs && core::kX86Regs[reg].kind == core::RegKind::Flag ? uint64_t{1} << reg : 0;
+  };
+  auto observer = [](const ir::Op& op) {
+    if (op.opcode == Opcode::InsnStart || op.opcode == Opcode::SetReg) return false;
+    const ir::OpcodeInfo& info = ir::opcode_info(op.opcode);
+    return info.may_trap || info.side_effect;
+  };
+  const size_t n = blk.ops.size();
+  // Backwards: the flags set again before an observer or a read of the flag.
+  std::vector<uint64_t> out(n, 0);
+  uint64_t set = 0;
+  for (size_t k = n; k-- > 0;) {
+    const ir::Op& op = blk.ops[k];
+    if (op.opcode == Opcode::SetReg) set |= flag_bit(op.aux);
+    else if (op.opcode == Opcode::GetReg) set &= ~flag_bit(op.aux);
+    else if (observer(op)) set = 0;
+    out[k] = set;
+  }
+  // The vm-ir passes forward a flag's value from the op that set it to the
+  // ops that read it, so a read may be a use of a value computed before the
+  // marker rather than a get_reg after it. Per value, the flags it was read
+  // from or written to, and everything computed from those values.
+  std::vector<int32_t> def(blk.value_count(), -1);
+  std::vector<uint64_t> from_flags(blk.value_count(), 0);
+  for (size_t i = 0; i < n; ++i) {
+    const ir::Op& op = blk.ops[i];
+    if (op.result != ir::kNoValue) def[op.result] = static_cast<int32_t>(i);
+    if (op.opcode == Opcode::GetReg && op.result != ir::kNoValue) from_flags[op.result] |= flag_bit(op.aux);
+    if (op.opcode == Opcode::SetReg && op.args[0] != ir::kNoValue) from_flags[op.args[0]] |= flag_bit(op.aux);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const ir::Op& op = blk.ops[i];
+    if (op.result == ir::kNoValue) continue;
+    for (int a = 0; a < op.nargs && a < 3; ++a)
+      if (op.args[a] != ir::kNoValue) from_flags[op.result] |= from_flags[op.args[a]];
+  }
+  auto flags_of_earlier = [&](ir::ValueId v, size_t marker) -> uint64_t {
+    return v != ir::kNoValue && def[v] >= 0 && static_cast<size_t>(def[v]) < marker ? from_flags[v] : 0;
+  };
+  for (size_t k = 0; k < n; ++k) {
+    if (blk.ops[k].opcode != Opcode::InsnStart || out[k] == 0) continue;
+    // Up to the next observer (where out[] became 0): a use of a value from
+    // before the marker that came from a flag reads that flag.
+    uint64_t read = 0;
+    size_t j = k + 1;
+    for (; j < n && !observer(blk.ops[j]); ++j)
+      for (int a = 0; a < blk.ops[j].nargs && a < 3; ++a) read |= flags_of_earlier(blk.ops[j].args[a], k);
+    if (j == n) read |= flags_of_earlier(blk.term.value, k);
+    out[k] &= ~read;
+  }
+  return out;
+}
+
 }  // namespace vm::translate::detail

@@ -2,6 +2,7 @@
 // (docs/jit.md, "Restartable state"). Internal to the lowering.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "vm/ir/ir.hpp"
@@ -27,5 +28,14 @@ std::vector<bool> insns_reading_memory(const ir::IRBlock& blk);
 // the lowering's placement of sync points (at insn markers), so the region
 // dataflow and the lowering agree on it.
 std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open);
+
+// Per op index, a mask of flag registers (bit n: X86Reg n): the flags that
+// the rest of the block sets again before anything could observe their
+// current value. Observers: a read of the flag, and any op that may trap or
+// has another side effect than setting a register (a guest access, a helper
+// call, a side exit), and the block's end. A sync point leaves such flags
+// unsynced: a restart from it re-runs only register arithmetic before the
+// flag is set again, so the stale value in the state is never seen.
+std::vector<uint64_t> flags_set_before_observed(const ir::IRBlock& blk);
 
 }  // namespace vm::translate::detail
