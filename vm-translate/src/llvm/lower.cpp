@@ -1239,23 +1239,32 @@ private:
     return b_.CreateICmp(kPreds[static_cast<int>(p)], a, bv);
   }
 
+  // A carry-in that is the constant 0 (add, sub, cmp: nearly every use)
+  // gets the plain form: Tier::Fast code sees no IR pass to fold it away.
   Value* carry_op(Opcode opc, Value* a, Value* bv, Value* c) {
     llvm::Type* t = a->getType();
-    Value* cz = b_.CreateZExt(c, t);
+    auto* known = llvm::dyn_cast<llvm::ConstantInt>(c);
+    bool no_carry = known && known->isZero();
+    Value* cz = no_carry ? nullptr : b_.CreateZExt(c, t);
     switch (opc) {
       case Opcode::AddCarry: {
         Value* s1 = b_.CreateAdd(a, bv);
         Value* c1 = b_.CreateICmpULT(s1, a);
+        if (no_carry) return c1;
         Value* s2 = b_.CreateAdd(s1, cz);
         return b_.CreateOr(c1, b_.CreateICmpULT(s2, s1));
       }
       case Opcode::AddOverflow: {
-        Value* s = b_.CreateAdd(b_.CreateAdd(a, bv), cz);
+        Value* s = b_.CreateAdd(a, bv);
+        if (!no_carry) s = b_.CreateAdd(s, cz);
         return b_.CreateICmpSLT(b_.CreateAnd(b_.CreateXor(a, s), b_.CreateXor(bv, s)), llvm::Constant::getNullValue(t));
       }
-      case Opcode::SubBorrow: return select(c, b_.CreateICmpULE(a, bv), b_.CreateICmpULT(a, bv));
+      case Opcode::SubBorrow:
+        if (known) return known->isZero() ? b_.CreateICmpULT(a, bv) : b_.CreateICmpULE(a, bv);
+        return select(c, b_.CreateICmpULE(a, bv), b_.CreateICmpULT(a, bv));
       case Opcode::SubOverflow: {
-        Value* s = b_.CreateSub(b_.CreateSub(a, bv), cz);
+        Value* s = b_.CreateSub(a, bv);
+        if (!no_carry) s = b_.CreateSub(s, cz);
         return b_.CreateICmpSLT(b_.CreateAnd(b_.CreateXor(a, bv), b_.CreateXor(a, s)), llvm::Constant::getNullValue(t));
       }
       default: return nullptr;
