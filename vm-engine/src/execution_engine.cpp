@@ -300,6 +300,7 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
         return core::failf(core::ErrorCode::Internal, "cannot install the host fault handler: {}", std::strerror(errno));
       jo.memory = translate::MemoryStrategy::Direct;
       jo.restartable = true;
+      jo.direct_guard = mem::AddressSpace::kDirectGuard;
     } else {
       jo.memory = translate::MemoryStrategy::SoftMmu;
     }
@@ -565,8 +566,9 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
   translate::ExitInfo exit;
   if (direct_code_) {
     detail::HostFaultScope scope;
-    scope.lo = reinterpret_cast<uintptr_t>(space_->guest_base());
-    scope.hi = scope.lo + space_->size();
+    // The reservation with its guards (compiled code may touch a guard).
+    scope.lo = reinterpret_cast<uintptr_t>(space_->guest_base()) - mem::AddressSpace::kDirectGuard;
+    scope.hi = reinterpret_cast<uintptr_t>(space_->guest_base()) + space_->size() + mem::AddressSpace::kDirectGuard;
     if (sigsetjmp(scope.env, 0) != 0) {
       // A guest access faulted on the host. The state holds the last synced
       // instruction boundary (rip included) and memory nothing stored
@@ -574,7 +576,9 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       detail::current_host_fault_scope() = nullptr;
       std::fesetround(FE_TONEAREST);  // the code may have been running in another mode
       ++stats_.host_faults;
-      restart_page_ = scope.fault_offset >> 12;
+      // A guard's page lies outside the page table: never "done", so the
+      // interpreter runs the restart budget out before compiled code again.
+      restart_page_ = (scope.fault_offset - mem::AddressSpace::kDirectGuard) >> 12;
       restart_write_ = scope.write;
       restart_budget_ = kRestartBudget;
       ir::ExecResult r;

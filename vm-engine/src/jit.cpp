@@ -200,6 +200,7 @@ struct JITCompiler::Impl {
     lo.chain_exits = options.chain_exits;
     lo.inline_jump_cache = options.inline_jump_cache;
     lo.restartable = options.restartable;
+    lo.direct_guard = options.direct_guard;
     lo.fast_isel = tier == Tier::Fast;
     lo.chain_by_return = tier == Tier::Fast;
     lo.function_name = std::move(name);

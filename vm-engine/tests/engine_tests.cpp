@@ -410,12 +410,31 @@ TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter
     adc rsi, 0
     add rdx, rcx
     add rax, qword ptr [rdi + 8])", "", 3000, 701);
+  // An access at a constant offset from a base inside the 4 GiB space that
+  // ends past its end: the interpreter faults at 0x100010000; masking the
+  // sum would wrap it around to 0x10000, the readable code page. Compiled
+  // code masks the base and adds the offset after (LoweringOptions::
+  // direct_guard), so the access lands in the guard above the region.
+  constexpr std::string_view kPastTheEnd = R"(
+    mov rbx, 0x1f0000
+    mov r8, 0xfffffff8
+    mov rcx, 3000
+  loop:
+    mov rdi, rbx
+    cmp rcx, 700
+    cmove rdi, r8
+    add rax, qword ptr [rdi + 0x10008]
+    inc qword ptr [rbx + 0x10010]
+    dec rcx
+    jnz loop
+    syscall
+  )";
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (const std::string& text : {kLoadAfterStores, kStoreToCode, std::string(kLoadsOffTheEnd), kSlotOverwrite,
                                   kSlotPartial, kSlotsDisjoint, kSpanAcrossBlocks, kDeadLoad, kNoopStoreToCode,
-                                  kRegistersAcrossEdges, kFlagReadAfterSync}) {
+                                  kRegistersAcrossEdges, kFlagReadAfterSync, std::string(kPastTheEnd)}) {
     expect_interpreter_fault(text, [&](const Outcome& got) {
       // Its region syncs after the store in `next` (the span it continues
       // read the slot in `loop`), so the restart begins in the faulting

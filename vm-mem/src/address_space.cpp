@@ -55,11 +55,12 @@ core::Result<std::unique_ptr<AddressSpace>> AddressSpace::create(AddressSpaceCon
   as->page_table_ = std::move(*pt);
 
   if (config.strategy == MemoryStrategy::Direct) {
-    void* p = mmap(nullptr, config.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = mmap(nullptr, config.size + 2 * kDirectGuard, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
     if (p == MAP_FAILED)
       return failf(ErrorCode::OutOfMemory, "cannot reserve {:#x} bytes for the guest: {}", config.size,
                    std::strerror(errno));
-    as->region_ = static_cast<uint8_t*>(p);
+    as->region_ = static_cast<uint8_t*>(p) + kDirectGuard;
   } else if (config.frame_pool != nullptr) {
     as->pool_ = config.frame_pool;
   } else {
@@ -75,7 +76,7 @@ AddressSpace::AddressSpace(AddressSpaceConfig config) : config_(config) {}
 
 AddressSpace::~AddressSpace() {
   if (region_ != nullptr) {
-    munmap(region_, config_.size);
+    munmap(region_ - kDirectGuard, config_.size + 2 * kDirectGuard);
   } else if (pool_ != nullptr) {
     for (const auto& [start, vma] : vmas_)
       for (uint64_t a = start; a < vma.end; a += kPageSize)

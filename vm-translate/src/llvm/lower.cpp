@@ -898,7 +898,31 @@ private:
   static uint64_t fault_code() { return encode_exit(TermKind::Trap, ir::TrapReason::MemoryFault); }
 
   // Host pointer for a direct access.
-  Value* direct_addr(Value* addr) { return b_.CreateGEP(i8_, guest_base_, b_.CreateAnd(addr, region_mask_)); }
+  Value* direct_addr(Value* addr) {
+    if (opts_.direct_guard > 16) {
+      // addr = root + d through adds and subtracts of constants.
+      const auto bound = static_cast<int64_t>(std::min<uint64_t>(opts_.direct_guard - 16, uint64_t{1} << 40));
+      Value* root = addr;
+      int64_t d = 0;
+      for (int depth = 0; depth < 16; ++depth) {
+        auto* bo = llvm::dyn_cast<llvm::BinaryOperator>(root);
+        if (!bo || !bo->getType()->isIntegerTy(64)) break;
+        bool add = bo->getOpcode() == llvm::Instruction::Add, sub = bo->getOpcode() == llvm::Instruction::Sub;
+        auto* c1 = llvm::dyn_cast<llvm::ConstantInt>(bo->getOperand(1));
+        auto* c0 = add ? llvm::dyn_cast<llvm::ConstantInt>(bo->getOperand(0)) : nullptr;
+        if (!(add || sub) || !(c1 || c0)) break;
+        int64_t k = (c1 ? c1 : c0)->getSExtValue();
+        if (k <= -bound || k >= bound) break;
+        int64_t next = sub ? d - k : d + k;
+        if (next <= -bound || next >= bound) break;
+        d = next;
+        root = bo->getOperand(c1 ? 0 : 1);
+      }
+      if (root != addr)
+        return b_.CreateGEP(i8_, b_.CreateGEP(i8_, guest_base_, b_.CreateAnd(root, region_mask_)), c64(d));
+    }
+    return b_.CreateGEP(i8_, guest_base_, b_.CreateAnd(addr, region_mask_));
+  }
 
   // Tags a load or store with its alias scope (SoftMmu only).
   template <typename I>

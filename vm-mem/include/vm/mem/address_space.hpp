@@ -10,6 +10,11 @@
 //    guest_base() + (a & address_mask()), and host page protections mirror
 //    guest permissions, so generated code accesses memory with no check and
 //    a bad access raises SIGSEGV, which the engine turns into a guest fault.
+//    kDirectGuard bytes on each side of it are reserved too and never
+//    mapped, so code may also address guest_base() + (a & address_mask()) + d
+//    for |d| < kDirectGuard - 16 (a base masked once, several constant
+//    offsets from it): what leaves the guest range faults instead of
+//    wrapping around.
 //  - SoftMmu: page frames come from a MemoryPool and every generated access
 //    goes through a Tlb (vm/mem/tlb.hpp) that refills from page_table().
 // Both strategies keep the page table, which is what the checked accessors
@@ -140,6 +145,9 @@ public:
   [[nodiscard]] uint64_t address_mask() const { return config_.size - 1; }
   // Direct strategy: host address of guest address 0. Null for SoftMmu.
   [[nodiscard]] uint8_t* guest_base() const { return region_; }
+  // Direct strategy: inaccessible bytes reserved below guest_base() and above
+  // guest_base() + size() (never mapped).
+  static constexpr uint64_t kDirectGuard = uint64_t{1} << 20;
   [[nodiscard]] MemoryPool& frame_pool() const { return *pool_; }
   // Bumped on every change that removes or narrows a translation: a cheap
   // "did anything change since I last looked" for per-CPU TLBs.

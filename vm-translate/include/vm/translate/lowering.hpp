@@ -198,6 +198,14 @@ struct LoweringOptions {
   // the interpreter from the state reaches the faulting access again with
   // the same inputs (loads are re-executed, stores are not repeated).
   bool restartable = false;
+  // Direct only: bytes of host address space below the guest region and
+  // above its end that are reserved and never accessible (0: none). A guest
+  // address that is a value plus a constant d with |d| < direct_guard - 16
+  // is then accessed at guest_base + (value & region_mask) + d: the masked
+  // value is shared by every access relative to it (a push sequence, a
+  // frame's slots), and an access that leaves the region faults in the
+  // guard instead of wrapping around to its other end.
+  uint64_t direct_guard = 0;
   // The function goes to instruction selection as lowered (no IR passes)
   // and through X86 FastISel at -O0 (the JIT's Tier::Fast). The lowering
   // then prefers forms FastISel selects itself: each instruction it
