@@ -84,6 +84,10 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     // exit ("runs once"); only a real region keeps its edges inside.
     if (blocks.size() > 1) region_index_.emplace(blocks[i].start_pc.value(), i);
   }
+  for (const auto& blk : blocks) {
+    insn_reads_.push_back(insns_reading_memory(blk));
+    if (restartable()) flags_reset_.push_back(flags_set_before_observed(blk));
+  }
   if (blocks.size() > 1) {
     for (const auto& blk : blocks)
       if (blk.term.kind == TermKind::Call)
@@ -427,12 +431,6 @@ void Lowerer::compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
       if (in[r] && !entry_unsynced_[m][r]) entry_unsynced_[m][r] = changed = true;
     if (read && !entry_span_read_[m]) entry_span_read_[m] = changed = true;
   };
-  std::vector<std::vector<bool>> reads_of(blocks.size());
-  std::vector<std::vector<uint64_t>> flags_reset_of(blocks.size());
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    reads_of[i] = insns_reading_memory(blocks[i]);
-    flags_reset_of[i] = flags_set_before_observed(blocks[i]);
-  }
   while (changed) {
     changed = false;
     for (size_t i = 0; i < blocks.size(); ++i) {
@@ -447,8 +445,8 @@ void Lowerer::compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
           if (!only || std::binary_search(only->begin(), only->end(), m))
             merge(m, pending ? RegSet{} : s, !pending && span_read);
       };
-      const std::vector<bool>& reads = reads_of[i];
-      const std::vector<uint64_t>& flags_reset = flags_reset_of[i];
+      const std::vector<bool>& reads = insn_reads_[i];
+      const std::vector<uint64_t>& flags_reset = flags_reset_[i];
       std::vector<bool> store_syncs = stores_needing_sync(blocks[i], entry_span_read_[i]);
       for (size_t k = 0; k < blocks[i].ops.size(); ++k) {
         const ir::Op& op = blocks[i].ops[k];

@@ -65,9 +65,7 @@ core::Result<void> Lowerer::lower_block_body(const ir::IRBlock& blk) {
   types_.assign(blk.value_count(), Type::Void);
   insn_pc_ = blk.start_pc;
   find_access_groups(blk);
-  insn_reads_ = insns_reading_memory(blk);
   store_syncs_ = restartable() ? stores_needing_sync(blk, span_read_) : std::vector<bool>(blk.ops.size(), false);
-  flags_reset_ = restartable() ? flags_set_before_observed(blk) : std::vector<uint64_t>(blk.ops.size(), 0);
   for (size_t i = 0; i < blk.ops.size(); ++i) {
     const ir::Op& op = blk.ops[i];
     cur_op_ = i;
@@ -96,8 +94,9 @@ core::Result<void> Lowerer::lower_op(const ir::Op& op, Value*& out) {
     case Opcode::GetReg: out = read_reg(op); return {};
     case Opcode::SetReg: write_reg(op, arg(op, 0), arg_type(op, 0)); return {};
     case Opcode::InsnStart:
-      if (sync_pending_ && (insn_reads_[cur_op_] || span_read_)) emit_sync(c64(op.imm), true, flags_reset_[cur_op_]);
-      span_read_ = span_read_ || insn_reads_[cur_op_];
+      if (sync_pending_ && (insn_reads_[cur_block_][cur_op_] || span_read_))
+        emit_sync(c64(op.imm), true, flags_reset_[cur_block_][cur_op_]);
+      span_read_ = span_read_ || insn_reads_[cur_block_][cur_op_];
       insn_pc_ = core::GuestAddr(op.imm);
       return {};
     case Opcode::Load: {

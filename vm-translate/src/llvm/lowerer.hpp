@@ -132,12 +132,15 @@ private:
   bool sync_pending_ = false;
   std::vector<RegSet> entry_unsynced_;
   std::vector<bool> entry_span_read_;
-  std::vector<bool> insn_reads_;  // per op of the block: an insn marker whose instruction reads memory
+  // Per block, per op, computed once in run() for the region dataflow and
+  // the lowering: an insn marker whose instruction reads memory
+  // (insns_reading_memory); restartable only, flags_set_before_observed.
+  std::vector<std::vector<bool>> insn_reads_;
+  std::vector<std::vector<uint64_t>> flags_reset_;
   size_t cur_op_ = 0;
   bool span_read_ = false;        // an instruction since the last sync point read memory
   Value* load_sink_ = nullptr;    // restartable: xor of the loads not yet taken by an asm (sink_load)
   std::vector<bool> store_syncs_;  // per op of the block: a store that makes a sync point due
-  std::vector<uint64_t> flags_reset_;  // per op of the block: flags_set_before_observed
 
   // Per-block state.
   std::array<RegCache, core::kNumX86Regs> regs_{};
