@@ -15,10 +15,14 @@
 #include <llvm/ExecutionEngine/Orc/Core.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/MapperJITLinkMemoryManager.h>
+#include <llvm/ExecutionEngine/Orc/MemoryMapper.h>
+#include <llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Object/ObjectFile.h>
+#include <llvm/Pass.h>
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/SmallVectorMemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
@@ -97,6 +101,112 @@ uint64_t code_section_bytes(llvm::MemoryBufferRef obj) {
 
 }  // namespace
 
+// The codegen pass manager of the JIT: the target's pipeline without the
+// passes that have nothing to do in the functions our lowering generates.
+// Each pass of the legacy pipeline costs about a microsecond per compile even
+// when it changes nothing, and at CodeGenOptLevel::None these are about a
+// third of the passes (jit.md, "Measured compile times"). Left out, by the
+// name LLVM 19 gives them:
+// - features the lowering never emits: thread-local storage, exception
+//   handling and funclets (functions are `nounwind`, without unwind tables),
+//   garbage collection and stack maps, AMX tiles, callbr and indirectbr,
+//   constant-folding intrinsics, vector-predication intrinsics, memcmp and
+//   library calls, debug information;
+// - instrumentation and hardening that only an attribute, a module flag or
+//   a command-line option asks for, none of which the JIT sets: stack
+//   protectors, fentry/mcount, patchable entries, XRay, KCFI, indirect
+//   branch tracking, speculative load hardening, LVI and SESES mitigations,
+//   retpolines and return thunks, SafeStack, sanitizer metadata, pseudo
+//   probes and profile-guided prefetches;
+// - passes for other targets or modes: 32-bit PIC base, Atom padding,
+//   Windows buffer checks, strict x87 waits, stack-argument rebasing, and
+//   the frame-layout remark analysis.
+// A pass not named here is kept, so a pass LLVM renames or adds stays in.
+class JitPassManager : public llvm::legacy::PassManager {
+ public:
+  void add(llvm::Pass* pass) override {
+    static constexpr std::string_view kLeftOut[] = {
+        "Add __emutls_[vt]. variables for emultated TLS model",
+        "TLS Variable Hoist",
+        "Local Dynamic TLS Access Clean-up",
+        "Exception handling preparation",
+        "Windows exception handling preparation",
+        "Contiguously Lay Out Funclets",
+        "Check CFA info and insert CFI instructions if needed",
+        "Lower Garbage Collection Instructions",
+        "Shadow Stack GC Lowering",
+        "Analyze Machine Code For Garbage Collection",
+        "Fixup Statepoint Caller Saved",
+        "StackMap Liveness Analysis",
+        "Lower AMX type for load/store",
+        "Lower AMX intrinsics",
+        "Tile Register Pre-configure",
+        "Tile Register Configure",
+        "Fast Tile Register Preconfigure",
+        "Fast Tile Register Configure",
+        "X86 Lower Tile Copy",
+        "Prepare callbr",
+        "Expand indirectbr instructions",
+        "Lower constant intrinsics",
+        "Expand vector predication intrinsics",
+        "Merge contiguous icmps into a memcmp",
+        "Expand memcmp() to load/stores",
+        "Partially inline calls to library functions",
+        "Replace intrinsics with calls to vector library",
+        "Live DEBUG_VALUE analysis",
+        "Remove Redundant DEBUG_VALUE analysis",
+        "Insert stack protectors",
+        "Insert fentry calls",
+        "Instrument function entry/exit with calls to e.g. mcount() (post inlining)",
+        "Implement the 'patchable-function' attribute",
+        "Insert XRay ops",
+        "Insert KCFI indirect call checks",
+        "X86 Indirect Branch Tracking",
+        "X86 speculative load hardening",
+        "X86 Speculative Execution Side Effect Suppression",
+        "X86 Load Value Injection (LVI) Load Hardening",
+        "X86 Load Value Injection (LVI) Ret-Hardening",
+        "X86 Indirect Thunks",
+        "X86 Return Thunks",
+        "Safe Stack instrumentation pass",
+        "Machine Sanitizer Binary Metadata",
+        "Pseudo Probe Inserter",
+        "X86 Insert Cache Prefetches",
+        "X86 Discriminate Memory Operands",
+        "X86 PIC Global Base Reg Initialization",
+        "X86 Atom pad short functions",
+        "X86 Windows Fixup Buffer Security Check",
+        "X86 insert wait instruction",
+        "Argument Stack Rebase",
+        "Stack Frame Layout Analysis",
+    };
+    std::string_view name(pass->getPassName());
+    for (std::string_view left_out : kLeftOut)
+      if (name == left_out) {
+        ++left_out_;
+        delete pass;
+        return;
+      }
+    llvm::legacy::PassManager::add(pass);
+  }
+  // Passes left out of this manager so far (a test checks the list still
+  // matches LLVM's names).
+  uint32_t left_out() const { return left_out_; }
+
+ private:
+  uint32_t left_out_ = 0;
+};
+
+// Code memory for the JIT: JITLink's default manager maps fresh pages for
+// every object and unmaps them when the object is freed (an mmap, a munmap
+// and page faults on the new pages per compile). This one reserves
+// kCodeReservation bytes at a time and hands out pages from the
+// reservations, which return to it when a unit is freed; permissions are
+// still set per object (code read-execute, data read-only or read-write).
+// Reservations are kept until the JITCompiler is destroyed; the engine's
+// code-cache limit bounds what is live at once.
+constexpr size_t kCodeReservation = size_t{1} << 20;
+
 struct JITCompiler::Impl {
   JitOptions options;
   std::unique_ptr<llvm::orc::LLJIT> jit;
@@ -119,7 +229,7 @@ struct JITCompiler::Impl {
   struct ObjectPipeline {
     llvm::SmallVector<char, 0> buffer;
     llvm::raw_svector_ostream stream{buffer};
-    llvm::legacy::PassManager pm;
+    JitPassManager pm;
   };
   std::array<std::unique_ptr<ObjectPipeline>, 2> object_pipelines;
   // The LLVMContext compiles build their modules in. Creating one costs
@@ -160,14 +270,15 @@ struct JITCompiler::Impl {
   core::Result<llvm::SmallVector<char, 0>> emit(llvm::Module& m, llvm::CodeGenFileType kind) {
     llvm::SmallVector<char, 0> buf;
     llvm::raw_svector_ostream os(buf);
-    llvm::legacy::PassManager pm;
+    JitPassManager pm;
     if (tm->addPassesToEmitFile(pm, os, nullptr, kind))
       return core::fail(ErrorCode::Internal, "target cannot emit this file type");
     pm.run(m);
     return buf;
   }
 
-  core::Result<llvm::SmallVector<char, 0>> emit_object(llvm::Module& m, Tier tier) {
+  // The tier's object pipeline, built on first use; configures the codegen.
+  core::Result<ObjectPipeline*> object_pipeline(Tier tier) {
     configure_codegen(tier);
     auto& p = object_pipelines[tier == Tier::Fast ? 0 : 1];
     if (!p) {
@@ -176,6 +287,13 @@ struct JITCompiler::Impl {
         return core::fail(ErrorCode::Internal, "target cannot emit an object file");
       p = std::move(fresh);
     }
+    return p.get();
+  }
+
+  core::Result<llvm::SmallVector<char, 0>> emit_object(llvm::Module& m, Tier tier) {
+    auto pipeline = object_pipeline(tier);
+    if (!pipeline) return std::unexpected(pipeline.error());
+    ObjectPipeline* p = *pipeline;
     p->pm.run(m);
     llvm::SmallVector<char, 0> out = std::move(p->buffer);
     p->buffer.clear();
@@ -234,7 +352,18 @@ core::Result<std::unique_ptr<JITCompiler>> JITCompiler::create(const JitOptions&
   auto tm = jtmb->createTargetMachine();
   if (!tm) return core::fail(ErrorCode::Internal, "creating the target machine: " + llvm_error(tm.takeError()));
   impl->tm = std::move(*tm);
-  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(*jtmb).create();
+  // No eh-frame registration plugin (LLJIT's default layer adds one): the
+  // generated functions are nounwind and carry no unwind tables.
+  auto jit = llvm::orc::LLJITBuilder()
+                 .setJITTargetMachineBuilder(*jtmb)
+                 .setObjectLinkingLayerCreator([](llvm::orc::ExecutionSession& es, const llvm::Triple&)
+                                                   -> llvm::Expected<std::unique_ptr<llvm::orc::ObjectLayer>> {
+                   auto memory = llvm::orc::MapperJITLinkMemoryManager::CreateWithMapper<
+                       llvm::orc::InProcessMemoryMapper>(kCodeReservation);
+                   if (!memory) return memory.takeError();
+                   return std::make_unique<llvm::orc::ObjectLinkingLayer>(es, std::move(*memory));
+                 })
+                 .create();
   if (!jit) return core::fail(ErrorCode::Internal, "creating LLJIT: " + llvm_error(jit.takeError()));
   impl->jit = std::move(*jit);
 
@@ -348,6 +477,13 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
     std::fflush(im.perf_map);
   }
   return out;
+}
+
+core::Result<uint32_t> JITCompiler::codegen_passes_left_out(Tier tier) {
+  std::lock_guard lock(impl_->mutex);
+  auto pipeline = impl_->object_pipeline(tier);
+  if (!pipeline) return std::unexpected(pipeline.error());
+  return (*pipeline)->pm.left_out();
 }
 
 core::Result<void> JITCompiler::release(const CompiledBlock& block) {

@@ -109,6 +109,10 @@ public:
                                         const UnitOptions& unit = {});
 
   [[nodiscard]] const JitOptions& options() const;
+  // How many passes the tier's codegen pipeline leaves out as having nothing
+  // to do in generated code (TLS, exception handling, hardening, ...; the
+  // list is in jit.cpp). Builds the pipeline if no compile has yet.
+  core::Result<uint32_t> codegen_passes_left_out(Tier tier);
 
 private:
   struct Impl;
