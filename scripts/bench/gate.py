@@ -44,6 +44,11 @@ class GateEntry:
     name: str
     iterations: int
     timeout: float
+    # The count depends on the host CPU, not only on our code: the JIT
+    # generates code for the CPU it runs on (LLVM's host detection picks the
+    # instruction set and the scheduling model). Such an entry's baseline
+    # records the CPU it was measured on and is compared only on that CPU.
+    per_host_cpu: bool = False
 
     @property
     def key(self) -> str:
@@ -63,8 +68,39 @@ def load_config(path: pathlib.Path = GATE_CONFIG_FILE) -> tuple[list[GateEntry],
             # Every thread enters the timed loop, so the dumps no longer pair up.
             raise ValueError(f"{path}: {item}: multi-threaded benchmarks cannot be gated")
         entries.append(GateEntry(item["binary"], item["name"], iters,
-                                 float(item.get("timeout_seconds", default_timeout))))
+                                 float(item.get("timeout_seconds", default_timeout)),
+                                 bool(item.get("per_host_cpu", False))))
     return entries, float(doc.get("tolerance_percent", 2.0))
+
+
+def host_cpu(cpuinfo: pathlib.Path = pathlib.Path("/proc/cpuinfo")) -> str:
+    """The CPU as a per-host-CPU baseline records it: the model name and a
+    digest of the feature flags (a virtual machine may hide features behind
+    the same name)."""
+    import hashlib
+    model, flags = "unknown", ""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and model == "unknown":
+                model = value.strip()
+            elif key == "flags" and not flags:
+                flags = " ".join(sorted(value.split()))
+    except OSError:
+        pass
+    return f"{model} (flags {hashlib.sha256(flags.encode()).hexdigest()[:12]})"
+
+
+def baseline_for(entry: GateEntry, base: dict, cpu: str) -> tuple[float | None, str | None]:
+    """The baseline count that applies to `entry` here, or None with the
+    reason it does not (a per-host-CPU count from another CPU)."""
+    value = base.get("instructions_per_iteration")
+    if value is None or not entry.per_host_cpu:
+        return value, None
+    if base.get("host_cpu") != cpu:
+        return None, f"baseline measured on another CPU ({base.get('host_cpu', 'not recorded')}; here: {cpu})"
+    return value, None
 
 
 def _totals(path: pathlib.Path) -> int | None:
@@ -160,6 +196,7 @@ def run_gate(bin_dir: pathlib.Path, *, update: bool, meta: dict, only: str | Non
     baseline = load_baseline()
     measured: dict[str, dict] = {}
     failures = []
+    cpu = host_cpu()
     start = time.monotonic()
     for entry in entries:
         t0 = time.monotonic()
@@ -173,8 +210,13 @@ def run_gate(bin_dir: pathlib.Path, *, update: bool, meta: dict, only: str | Non
             log(f"  warning {entry.key}: {warning}")
         measured[entry.key] = {"instructions_per_iteration": round(value, 2),
                                "iterations": entry.iterations}
-        base = baseline.get(entry.key, {}).get("instructions_per_iteration")
+        if entry.per_host_cpu:
+            measured[entry.key]["host_cpu"] = cpu
+        base, not_here = baseline_for(entry, baseline.get(entry.key, {}), cpu)
         took = time.monotonic() - t0
+        if not_here and not update:
+            log(f"  skipped {entry.key}: {value:.1f} instructions/iteration, not compared: {not_here} ({took:.1f} s)")
+            continue
         if base is None:
             verdict = "new" if update else "NO BASELINE"
             if not update:

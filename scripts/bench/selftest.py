@@ -326,6 +326,29 @@ class GateTest(unittest.TestCase):
             entries, tol = gate.load_config(f)
             self.assertEqual((entries[0].key, entries[0].iterations, tol), ("b/n", 1000, 3.0))
 
+    def test_per_host_cpu_baselines_apply_on_their_cpu_only(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            f = pathlib.Path(tmp) / "gate.json"
+            f.write_text(json.dumps({"benchmarks": [{"binary": "b", "name": "n"},
+                                                    {"binary": "j", "name": "m", "per_host_cpu": True}]}))
+            (plain, jit), _ = gate.load_config(f)
+            self.assertFalse(plain.per_host_cpu)
+            self.assertTrue(jit.per_host_cpu)
+            base = {"instructions_per_iteration": 100.0, "host_cpu": "cpu A"}
+            self.assertEqual(gate.baseline_for(plain, base, "cpu B"), (100.0, None))
+            self.assertEqual(gate.baseline_for(jit, base, "cpu A"), (100.0, None))
+            value, reason = gate.baseline_for(jit, base, "cpu B")
+            self.assertIsNone(value)
+            self.assertIn("another CPU", reason)
+            value, reason = gate.baseline_for(jit, {"instructions_per_iteration": 100.0}, "cpu A")
+            self.assertIsNone(value)  # a per-host count without its CPU applies nowhere
+            info = pathlib.Path(tmp) / "cpuinfo"
+            info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: sse2 avx\n\n"
+                            "processor\t: 1\nmodel name\t: Some CPU\nflags\t\t: avx sse2\n")
+            self.assertTrue(gate.host_cpu(info).startswith("Some CPU (flags "))
+            info.write_text("model name\t: Some CPU\nflags\t\t: sse2\n")
+            self.assertNotEqual(gate.host_cpu(info), gate.host_cpu(pathlib.Path(tmp) / "cpuinfo2"))
+
     def test_project_gate_files_agree(self):
         entries, _ = gate.load_config()
         baseline = gate.load_baseline()
