@@ -104,9 +104,9 @@ uint64_t code_section_bytes(llvm::MemoryBufferRef obj) {
 // The codegen pass manager of the JIT: the target's pipeline without the
 // passes that have nothing to do in the functions our lowering generates.
 // Each pass of the legacy pipeline costs about a microsecond per compile even
-// when it changes nothing, and at CodeGenOptLevel::None these are about a
-// third of the passes (jit.md, "Measured compile times"). Left out, by the
-// name LLVM 19 gives them:
+// when it changes nothing; X86 adds 41 of these at CodeGenOptLevel::None and
+// 50 at Default (jit.md, "Host JIT and tiers"). Left out, by the name LLVM 19
+// gives them:
 // - features the lowering never emits: thread-local storage, exception
 //   handling and funclets (functions are `nounwind`, without unwind tables),
 //   garbage collection and stack maps, AMX tiles, callbr and indirectbr,
