@@ -20,6 +20,7 @@ MinTime() are not suitable for the gate.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -77,7 +78,6 @@ def host_cpu(cpuinfo: pathlib.Path = pathlib.Path("/proc/cpuinfo")) -> str:
     """The CPU as a per-host-CPU baseline records it: the model name and a
     digest of the feature flags (a virtual machine may hide features behind
     the same name)."""
-    import hashlib
     model, flags = "unknown", ""
     try:
         for line in cpuinfo.read_text().splitlines():
