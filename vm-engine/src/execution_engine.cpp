@@ -325,6 +325,9 @@ const EngineStats& ExecutionEngine::stats() const {
     mem::TlbStats t = tlb_->stats();
     stats_.tlb_misses = t.misses;
     stats_.tlb_fills = t.fills;
+    stats_.tlb_victim_hits = t.victim_hits;
+    stats_.tlb_watch_hits = t.watch_hits;
+    stats_.tlb_entries = t.entries;
   }
   return stats_;
 }

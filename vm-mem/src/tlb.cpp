@@ -46,9 +46,27 @@ Tlb::Tlb(const PageTable& page_table, TlbConfig config) : config_(config), page_
 
 void Tlb::allocate_table(unsigned bits) {
   bits_ = bits;
+  conflicts_ = 0;
   table_ = std::make_unique<TlbEntry[]>(size_t{1} << bits);  // value-initialised: every comparator invalid
   fast_.table = table_.get();
   fast_.index_mask = ((uint64_t{1} << bits) - 1) << core::kTlbEntrySizeLog2;
+}
+
+// Doubles the table keeping its entries (of every tag): an entry's slot in
+// the new table is its old slot or that plus the old size, so none collide.
+void Tlb::grow_in_place() {
+  std::unique_ptr<TlbEntry[]> old = std::move(table_);
+  size_t old_entries = entries();
+  allocate_table(bits_ + 1);
+  used_ = 0;
+  for (size_t i = 0; i < old_entries; ++i) {
+    const TlbEntry& e = old[i];
+    uint64_t page = entry_page(e);
+    if (page == ~uint64_t{0}) continue;
+    slot(page) = e;
+    if (live(e)) ++used_;
+  }
+  if (stats_enabled_) ++stats_.resizes_up;
 }
 
 void Tlb::clear_entries() {
@@ -98,6 +116,9 @@ core::Result<uint8_t*> Tlb::translate_slow(GuestAddr addr, uint32_t size, Access
   }
   if (size == 0 || ((a ^ (a + size - 1)) & kPageMask) != 0)
     return fail(ErrorCode::InvalidArgument, fmt::format("{}-byte access crosses a page boundary", size), addr);
+  if (config_.conflict_grow != 0 && bits_ < config_.max_bits &&
+      conflicts_ >= uint64_t{config_.conflict_grow} * entries())
+    grow_in_place();
   uint64_t page = a & kPageMask;
   uint64_t cmp = page | fast_.tag;
   TlbEntry& main = slot(a);
@@ -105,6 +126,7 @@ core::Result<uint8_t*> Tlb::translate_slow(GuestAddr addr, uint32_t size, Access
   for (TlbEntry& v : victim_) {
     if (comparator_of(v, kind) == cmp) {
       std::swap(v, main);
+      ++conflicts_;
       if (stats_enabled_) ++stats_.victim_hits;
       return reinterpret_cast<uint8_t*>(a + main.addend);
     }
@@ -119,6 +141,7 @@ core::Result<uint8_t*> Tlb::translate_slow(GuestAddr addr, uint32_t size, Access
   bool was_live = live(main);
   if (was_live && entry_page(main) != page) {
     victim_[victim_next_++ % kVictimEntries] = main;
+    ++conflicts_;
     if (stats_enabled_) ++stats_.evictions;
   } else if (!was_live) {
     ++used_;

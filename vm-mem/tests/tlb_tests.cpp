@@ -214,7 +214,7 @@ TEST_CASE("Tlb: tag wrap-around clears the table for real") {
 TEST_CASE("Tlb: resizing inside the 30-70 % use band") {
   Pages p;
   for (uint64_t v = 0; v < 2048; ++v) p.map(v, kPermRead);
-  Tlb tlb(p.pt, TlbConfig{.initial_bits = 6, .min_bits = 4, .max_bits = 8, .stats = true});
+  Tlb tlb(p.pt, TlbConfig{.initial_bits = 6, .min_bits = 4, .max_bits = 8, .conflict_grow = 0, .stats = true});
   auto touch = [&](uint64_t pages) {
     for (uint64_t v = 0; v < pages; ++v) REQUIRE(tlb.translate(GuestAddr(v * kPageSize), 1, Access::Read).has_value());
   };
@@ -245,6 +245,45 @@ TEST_CASE("Tlb: resizing inside the 30-70 % use band") {
   CHECK(s.resizes_down == 4);
   // Still translating correctly after all that.
   CHECK(*tlb.translate(GuestAddr(77 * kPageSize + 3), 1, Access::Read) == p.pt.get(77).host + 3);
+}
+
+TEST_CASE("Tlb: conflicts grow the table without a flush, keeping its entries") {
+  Pages p;
+  for (uint64_t v = 0; v < 64; ++v) p.map(v, kPermRW);
+  Tlb tlb(p.pt, TlbConfig{.initial_bits = 4, .min_bits = 4, .max_bits = 6, .stats = true});
+  auto touch = [&](uint64_t pages) {
+    for (uint64_t v = 0; v < pages; ++v) REQUIRE(tlb.translate(GuestAddr(v * kPageSize), 1, Access::Read).has_value());
+  };
+  auto cached = [&](uint64_t v) { return tlb.lookup(GuestAddr(v * kPageSize), 1, Access::Read) != nullptr; };
+  // 16 pages fit 16 slots: no conflict, no growth however often they are used.
+  for (int i = 0; i < 10; ++i) touch(16);
+  CHECK(tlb.entries() == 16);
+  CHECK(tlb.stats().resizes_up == 0);
+  // 24 pages in 16 slots: each round pushes 8 live entries out. After
+  // 2 x 16 conflicts the next miss doubles the table.
+  touch(24);  // 8 evictions
+  touch(24);  // 16 more conflicts (victim hits and evictions)
+  touch(24);
+  touch(24);
+  CHECK(tlb.entries() == 32);
+  // Now all 24 stay in the table: looked up inline, no more misses.
+  touch(24);
+  uint64_t misses = tlb.stats().misses;
+  for (uint64_t v = 0; v < 24; ++v) CHECK(cached(v));
+  touch(24);
+  CHECK(tlb.stats().misses == misses);
+  // Entries made before the growth still hit after it.
+  CHECK(*tlb.translate(GuestAddr(5 * kPageSize + 7), 1, Access::Read) == p.pt.get(5).host + 7);
+  // 64 pages grow it to max_bits (64 slots) and no further.
+  for (int i = 0; i < 20; ++i) touch(64);
+  CHECK(tlb.entries() == 64);
+  CHECK(tlb.stats().resizes_up == 2);
+  for (uint64_t v = 0; v < 64; ++v) CHECK(cached(v));
+  // conflict_grow = 0 keeps the old behaviour: size changes only in flush_all.
+  Tlb fixed(p.pt, TlbConfig{.initial_bits = 4, .min_bits = 4, .max_bits = 6, .conflict_grow = 0});
+  for (int i = 0; i < 20; ++i)
+    for (uint64_t v = 0; v < 64; ++v) REQUIRE(fixed.translate(GuestAddr(v * kPageSize), 1, Access::Read).has_value());
+  CHECK(fixed.entries() == 16);
 }
 
 TEST_CASE("Tlb: statistics off cost nothing observable, on count lookups and windows") {

@@ -326,8 +326,12 @@ private:
       std::fprintf(stderr, "  host faults            %lu recovered (direct access), %lu blocks interpreted after them\n",
                    static_cast<unsigned long>(s.host_faults), static_cast<unsigned long>(s.restart_blocks));
     if (s.tlb_misses != 0 || s.tlb_fills != 0)
-      std::fprintf(stderr, "  softmmu TLB            misses %lu, fills %lu (hits are inline and not counted)\n",
-                   static_cast<unsigned long>(s.tlb_misses), static_cast<unsigned long>(s.tlb_fills));
+      std::fprintf(stderr,
+                   "  softmmu TLB            misses %lu (victim hits %lu, fills %lu, watched writes %lu), %lu entries"
+                   " (hits are inline and not counted)\n",
+                   static_cast<unsigned long>(s.tlb_misses), static_cast<unsigned long>(s.tlb_victim_hits),
+                   static_cast<unsigned long>(s.tlb_fills), static_cast<unsigned long>(s.tlb_watch_hits),
+                   static_cast<unsigned long>(s.tlb_entries));
     std::fprintf(stderr, "  compile time (ms)      lower %.2f, optimise %.2f, codegen %.2f, link %.2f; code %lu bytes\n",
                  s.compile.lower_us / 1e3, s.compile.optimize_us / 1e3, s.compile.codegen_us / 1e3, s.compile.link_us / 1e3,
                  static_cast<unsigned long>(s.compile.code_bytes));

@@ -113,6 +113,9 @@ struct EngineStats {
   uint64_t chain_links = 0;          // direct exits patched to a compiled successor
   uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
   uint64_t tlb_fills = 0;
+  uint64_t tlb_victim_hits = 0;      // ... served by the victim entries (conflicts in the table)
+  uint64_t tlb_watch_hits = 0;       // ... writes to pages holding translations
+  uint64_t tlb_entries = 0;          // the table's size at the end
   // Why compiled code came back to the dispatcher, by ir::TermKind (Jump:
   // unlinked direct exit or promotion check; IndirectJump/Ret/Call: a jump
   // cache miss; Syscall, Trap).

@@ -5,7 +5,7 @@
 // Tlb (ConcurrentTlb is the shared, thread-safe variant).
 //
 // Flushes come in four strengths: one page, a range, everything (which is also
-// when the table is resized), and a new tag for the current generation /
+// when the table may grow or shrink), and a new tag for the current generation /
 // address-space id, which drops every entry without touching the table.
 // Statistics are off by default and cost one predictable branch when off.
 #pragma once
@@ -28,6 +28,12 @@ struct TlbConfig {
   unsigned initial_bits = 8;  // log2 of the number of entries
   unsigned min_bits = 6;
   unsigned max_bits = 14;
+  // Growth without a flush: once the slow path has seen conflicts (victim
+  // hits plus live entries pushed out) amounting to conflict_grow times the
+  // table's size since it was last sized, the table doubles in place (up to
+  // max_bits). A user-mode guest never flushes, so this is how its table
+  // fits a working set of many pages. 0: resize only in flush_all().
+  unsigned conflict_grow = 2;
   bool stats = false;
   uint64_t stats_window = 4096;  // lookups per hit-rate window
 };
@@ -118,6 +124,7 @@ private:
     return fast_.table[(addr >> kPageBits) & ((size_t{1} << bits_) - 1)];
   }
   void allocate_table(unsigned bits);
+  void grow_in_place();
   void clear_entries();
   uint64_t new_tag();
   void drop_if(uint64_t first_page, uint64_t last_page);
@@ -132,6 +139,7 @@ private:
   std::array<core::TlbEntry, kVictimEntries> victim_{};
   unsigned victim_next_ = 0;
   uint64_t used_ = 0;              // slots filled since the last full flush
+  uint64_t conflicts_ = 0;         // victim hits + evictions since the table was last sized
   unsigned window_flushes_ = 0;    // resize window
   double window_max_use_ = 0;
   uint16_t asid_ = 0;
