@@ -346,6 +346,82 @@ TEST_CASE("grouped accesses (one TLB check for a push sequence) fault where the 
   }
 }
 
+TEST_CASE("a group of loads and stores takes the fast path only when the page is readable and writable") {
+  // A load of [rsp] and a store to [rsp + 8] form one group. Its check must
+  // compare both comparators: a page whose write comparator is watched or
+  // invalid sends the store (not the load) to the slow path, and a page
+  // that is not readable sends the load.
+  auto block = ir::parse(R"(block 0x1000 len 8 {
+  insn 0x1000
+  %0:i64 = get_reg rsp
+  %1:i64 = load %0
+  insn 0x1004
+  %2:i64 = const 0x8
+  %3:i64 = add %0, %2
+  %4:i64 = get_reg rcx
+  %5:i64 = add %1, %4
+  store %3, %5
+  set_reg rax, %5
+  exit 0x2000
+})");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  static int loads_slow = 0, stores_slow = 0;
+  static translate::LoadSlowFn real_load = nullptr;
+  static translate::StoreSlowFn real_store = nullptr;
+  for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+    auto compiled = jit_for(translate::MemoryStrategy::SoftMmu).compile(*block, tier);
+    REQUIRE(compiled.has_value());
+    struct Case {
+      uint64_t read_bits, write_bits;
+      int loads_slow, stores_slow;
+    };
+    for (Case c : {Case{0, 0, 0, 0}, Case{0, core::kTlbWatch, 0, 1}, Case{0, core::kTlbInvalid, 0, 1},
+                   Case{core::kTlbInvalid, 0, 1, 0}}) {
+      CAPTURE(engine::tier_name(tier));
+      CAPTURE(c.read_bits);
+      CAPTURE(c.write_bits);
+      std::mt19937_64 rng(5);
+      FlatMemory m0(0x10000, 0x1000);
+      m0.fill(rng);
+      core::X86State s0 = testing::random_state(rng);
+      s0.gpr[4] = 0x10400;
+      s0.rip = 0x1000;
+      FlatMemory mi(0x10000, 0x1000), mj(0x10000, 0x1000);
+      mi.copy_from(m0);
+      mj.copy_from(m0);
+      core::X86State si = s0, sj = s0;
+      ir::HelperTable no_helpers;
+      ir::Interpreter interp(mi, no_helpers);
+      interp.run(*block, si);
+      engine::GuestMemoryBridge bridge(mj, no_helpers);
+      WindowTlb tlb(mj, 5);
+      auto& e = tlb.entries[(0x10000 >> core::kTlbPageBits) % tlb.entries.size()];
+      e.addr_read |= c.read_bits;
+      e.addr_write |= c.write_bits;
+      auto& ctx = bridge.context();
+      ctx.tlb = &tlb.fast;
+      real_load = ctx.load_slow;
+      real_store = ctx.store_slow;
+      loads_slow = stores_slow = 0;
+      ctx.load_slow = [](translate::MemoryContext* m, uint64_t a, uint64_t n, void* out) {
+        ++loads_slow;
+        return real_load(m, a, n, out);
+      };
+      ctx.store_slow = [](translate::MemoryContext* m, uint64_t a, uint64_t n, const void* in) {
+        ++stores_slow;
+        return real_store(m, a, n, in);
+      };
+      auto got = engine::execute(*compiled, sj, ctx);
+      CHECK(got.kind == ir::TermKind::Exit);
+      CHECK(testing::state_diff(si, sj) == "");
+      CHECK(testing::memory_diff(mi.window(), mj.window(), 0x10000) == "");
+      CHECK(loads_slow == c.loads_slow);
+      CHECK(stores_slow == c.stores_slow);
+    }
+    (void)jit_for(translate::MemoryStrategy::SoftMmu).release(*compiled);
+  }
+}
+
 TEST_CASE("helper calls see the flushed state and their writes are reloaded") {
   auto block = ir::parse(R"(block 0x1000 len 2 {
   insn 0x1000

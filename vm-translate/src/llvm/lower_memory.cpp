@@ -31,7 +31,7 @@ Value* Lowerer::direct_addr(Value* addr) {
   return b_.CreateGEP(i8_, guest_base_, b_.CreateAnd(addr, region_mask_));
 }
 
-std::pair<Value*, Value*> Lowerer::tlb_lookup(Value* addr, uint32_t size, size_t comparator_off) {
+std::pair<Value*, Value*> Lowerer::tlb_lookup(Value* addr, uint32_t size, size_t comparator_off, bool also_read) {
   Value* index_mask = tlb_load(i64_, tlb_, core::kTlbFastIndexMaskOffset);
   Value* table = tlb_load(ptr_, tlb_, core::kTlbFastTableOffset);
   Value* tag = tlb_load(i64_, tlb_, core::kTlbFastTagOffset);
@@ -41,6 +41,7 @@ std::pair<Value*, Value*> Lowerer::tlb_lookup(Value* addr, uint32_t size, size_t
   Value* want = b_.CreateOr(b_.CreateAnd(last, c64(core::kTlbPageMask)), tag);
   Value* have = tlb_load(i64_, entry, comparator_off);
   Value* hit = b_.CreateICmpEQ(have, want, "tlb_hit");
+  if (also_read) hit = b_.CreateAnd(hit, b_.CreateICmpEQ(tlb_load(i64_, entry, core::kTlbEntryReadOffset), want));
   Value* addend = tlb_load(i64_, entry, core::kTlbEntryAddendOffset);
   Value* host = b_.CreateIntToPtr(b_.CreateAdd(addr, addend), ptr_);
   return {hit, host};
@@ -58,7 +59,7 @@ void Lowerer::open_group(AccessGroup& g) {
   if (g.hit) return;
   Value* lo_addr = b_.CreateAdd(vals_[g.root], c64(static_cast<uint64_t>(g.lo)));
   auto [hit, host] = tlb_lookup(lo_addr, static_cast<uint32_t>(g.hi - g.lo),
-                                g.write ? core::kTlbEntryWriteOffset : core::kTlbEntryReadOffset);
+                                g.write ? core::kTlbEntryWriteOffset : core::kTlbEntryReadOffset, g.read && g.write);
   g.hit = hit;
   g.host_lo = host;
 }

@@ -12,7 +12,7 @@ void Lowerer::find_access_groups(const ir::IRBlock& blk) {
   std::vector<std::pair<ir::ValueId, int64_t>> base(blk.value_count(), {ir::kNoValue, 0});
   std::vector<std::optional<int64_t>> konst(blk.value_count());
   std::vector<Type> vtype(blk.value_count(), Type::Void);
-  std::unordered_map<uint64_t, size_t> open;  // (root, write) -> group of the current stretch
+  std::unordered_map<uint64_t, size_t> open;  // root -> group of the current stretch
   for (size_t i = 0; i < blk.ops.size(); ++i) {
     const ir::Op& op = blk.ops[i];
     if (op.opcode == Opcode::CallHelper) open.clear();
@@ -37,7 +37,7 @@ void Lowerer::find_access_groups(const ir::IRBlock& blk) {
     if (root == ir::kNoValue) continue;
     int64_t bytes = load ? (static_cast<ir::Ext>(op.mod) == ir::Ext::None ? ir::type_bytes(op.type) : op.aux / 8)
                          : ir::type_bytes(vtype[op.args[1]]);
-    uint64_t key = (static_cast<uint64_t>(root) << 1) | (store ? 1 : 0);
+    uint64_t key = root;  // loads and stores share a group (checked against both comparators)
     auto it = open.find(key);
     if (it != open.end()) {
       AccessGroup& g = groups_[it->second];
@@ -45,6 +45,8 @@ void Lowerer::find_access_groups(const ir::IRBlock& blk) {
       if (hi - lo <= kMaxGroupSpan) {
         g.lo = lo;
         g.hi = hi;
+        g.read |= load;
+        g.write |= store;
         ++g.members;
         op_group_[i] = static_cast<int32_t>(it->second);
         op_offset_[i] = off;
@@ -52,7 +54,7 @@ void Lowerer::find_access_groups(const ir::IRBlock& blk) {
       }
     }
     open[key] = groups_.size();
-    groups_.push_back(AccessGroup{root, off, off + bytes, store, 1});
+    groups_.push_back(AccessGroup{root, off, off + bytes, load, store, 1});
     op_group_[i] = static_cast<int32_t>(groups_.size() - 1);
     op_offset_[i] = off;
   }

@@ -110,7 +110,7 @@ private:
   struct AccessGroup {
     ir::ValueId root = ir::kNoValue;
     int64_t lo = 0, hi = 0;  // byte offsets from root: [lo, hi)
-    bool write = false;
+    bool read = false, write = false;  // members that load / store
     uint32_t members = 0;
     Value* hit = nullptr;      // emitted at the first member
     Value* host_lo = nullptr;  // host address of root + lo when hit
@@ -332,7 +332,8 @@ private:
 
   // SoftMmu: emits the TLB check; returns the hit condition and the host
   // pointer valid when it holds. `comparator_off` picks read or write.
-  std::pair<Value*, Value*> tlb_lookup(Value* addr, uint32_t size, size_t comparator_off);
+  // `also_read`: the read comparator must match too (a group of loads and stores).
+  std::pair<Value*, Value*> tlb_lookup(Value* addr, uint32_t size, size_t comparator_off, bool also_read = false);
 
   // Calls a slow path with the default rounding mode installed.
   Value* call_slow(size_t field, llvm::FunctionType* fty, llvm::ArrayRef<Value*> args);
