@@ -3,7 +3,9 @@
 // with both memory strategies, must leave identical state, memory and exit.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <random>
+#include <sstream>
 
 #include "lowering_harness.hpp"
 #include "random_blocks.hpp"
@@ -656,6 +658,82 @@ block 0x1010 len 1 {
     CHECK(s.gpr[0] == 55 * 4);
     CHECK(s.gpr[1] == 0);
   }
+}
+
+TEST_CASE("Optimized code computes a value used only where the region leaves a loop on that exit, not in the loop") {
+  // rdx = rcx * rcx each iteration, read by nobody inside the region: only
+  // the exit at the back edge (taken when an exit is requested) stores it,
+  // the other exit stores 7 (the shape of the flags a loop leaves behind).
+  // The product belongs on that exit edge, not in the loop's blocks.
+  auto blocks = ir::parse_blocks(R"(block 0x1000 len 4 {
+  insn 0x1000
+  %0:i64 = get_reg rcx
+  %1:i64 = const 0x1
+  %2:i64 = sub %0, %1
+  set_reg rcx, %2
+  %3:i64 = mul %2, %2
+  set_reg rdx, %3
+  %4:i64 = get_reg rax
+  %5:i64 = add %4, %0
+  set_reg rax, %5
+  %6:i64 = const 0x0
+  %7:i1 = cmp.ne %2, %6
+  branch %7, 0x1000, 0x1010
+}
+block 0x1010 len 1 {
+  insn 0x1010
+  %0:i64 = get_reg rax
+  %1:i64 = const 0x2
+  %2:i64 = shl %0, %1
+  set_reg rax, %2
+  %3:i64 = const 0x7
+  set_reg rdx, %3
+  exit 0x2000
+})");
+  REQUIRE_MESSAGE(blocks.has_value(), (blocks ? "" : blocks.error().to_string()));
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  auto ir_text = jit.dump_region(*blocks, engine::Tier::Optimized, engine::Stage::Optimized);
+  REQUIRE(ir_text.has_value());
+  // Split into basic blocks; the loop is the header and every block that branches back to it.
+  std::map<std::string, std::string> body;
+  std::string cur;
+  std::istringstream in(*ir_text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != ' ' && line.find(':') != std::string::npos && line.find("define") == std::string::npos)
+      cur = line.substr(0, line.find(':'));
+    else if (!cur.empty())
+      body[cur] += line + "\n";
+  }
+  REQUIRE(body.count("block_1000") == 1);
+  int loop_blocks = 0;
+  for (const auto& [name, text] : body) {
+    bool in_loop = name == "block_1000" || text.find("label %block_1000") != std::string::npos;
+    if (!in_loop) continue;
+    ++loop_blocks;
+    CAPTURE(name);
+    CHECK(text.find(" = mul ") == std::string::npos);
+  }
+  CHECK(loop_blocks >= 2);  // the header and the back edge's block
+  // And the product still reaches the state on both ways out.
+  auto c = jit.compile_region(*blocks, engine::Tier::Optimized);
+  REQUIRE(c.has_value());
+  FlatMemory m(0x10000, 0x1000);
+  auto ctx = m.direct_context();
+  core::X86State s{};
+  s.gpr[1] = 10;
+  auto e = engine::execute(*c, s, ctx);
+  CHECK(e.kind == ir::TermKind::Exit);
+  CHECK(s.gpr[2] == 7);
+  CHECK(s.gpr[0] == 55 * 4);
+  s = core::X86State{};
+  s.gpr[1] = 10;
+  ctx.exit_request = 1;  // leave at the first back edge
+  (void)engine::execute(*c, s, ctx);
+  CHECK(s.rip == 0x1000);
+  CHECK(s.gpr[1] == 9);
+  CHECK(s.gpr[2] == 81);
+  CHECK(s.gpr[0] == 10);
+  (void)jit.release(*c);
 }
 
 TEST_CASE("dump gives each stage") {

@@ -6,6 +6,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Transforms/Scalar/Sink.h>
+#include <llvm/Transforms/Utils/BreakCriticalEdges.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
 #include <llvm/Transforms/Scalar/ADCE.h>
@@ -40,7 +41,12 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   fpm.addPass(llvm::DSEPass());
   fpm.addPass(llvm::ADCEPass());
   fpm.addPass(llvm::SimplifyCFGPass());
+  // Values used only on one exit edge (the flags a region stores when it
+  // leaves a loop) sink into that edge, not the loop: an edge into a shared
+  // exit block is critical, so split those first and fold what stays empty.
+  fpm.addPass(llvm::BreakCriticalEdgesPass());
   fpm.addPass(llvm::SinkingPass());
+  fpm.addPass(llvm::SimplifyCFGPass());
   llvm::ModulePassManager mpm;
   mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
   mpm.run(module, mam);
