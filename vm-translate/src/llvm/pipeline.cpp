@@ -7,6 +7,11 @@
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Transforms/Scalar/Sink.h>
 #include <llvm/Transforms/Utils/BreakCriticalEdges.h>
+#include <llvm/Analysis/LoopInfo.h>
+#include <llvm/IR/CFG.h>
+#include <llvm/IR/IntrinsicInst.h>
+#include <llvm/ADT/PostOrderIterator.h>
+#include <llvm/ADT/MapVector.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
 #include <llvm/Transforms/Scalar/ADCE.h>
@@ -19,6 +24,74 @@
 #include "vm/translate/llvm_lowering.hpp"
 
 namespace vm::translate {
+
+namespace {
+
+// Moves pure computations out of loops into the blocks outside the loop
+// that use them, a copy per using block (LICM's sinking without its
+// hoisting and promotion). Flags and other values a region stores only
+// when it leaves a loop are otherwise computed in every iteration, because
+// several exits use them and Sink only moves an instruction to a single
+// successor. Runs after critical edges are split, so each exit edge has a
+// block of its own outside the loop.
+struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
+  static bool movable(const llvm::Instruction& inst) {
+    if (llvm::isa<llvm::PHINode>(inst) || inst.isTerminator() || inst.isEHPad() ||
+        llvm::isa<llvm::AllocaInst>(inst) || inst.mayHaveSideEffects() || inst.mayReadFromMemory())
+      return false;
+    if (const auto* call = llvm::dyn_cast<llvm::CallBase>(&inst))  // intrinsics such as ctpop only, no asm
+      return llvm::isa<llvm::IntrinsicInst>(call) && call->doesNotAccessMemory() && call->willReturn();
+    return true;
+  }
+
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
+    auto& li = fam.getResult<llvm::LoopAnalysis>(f);
+    if (li.empty()) return llvm::PreservedAnalyses::all();
+    bool changed = false;
+    // Post order: an instruction's users in the loop (other than phis over
+    // a back edge) come before it, so chains move out whole.
+    std::vector<llvm::BasicBlock*> order;
+    for (llvm::BasicBlock* bb : llvm::post_order(&f)) order.push_back(bb);
+    for (llvm::BasicBlock* bb : order) {
+      llvm::Loop* loop = li.getLoopFor(bb);
+      if (!loop) continue;
+      for (auto it = bb->rbegin(); it != bb->rend();) {
+        llvm::Instruction& inst = *it++;
+        if (!movable(inst) || inst.use_empty()) continue;
+        // Where each use needs the value: a phi's incoming block, or the user's block.
+        llvm::MapVector<llvm::BasicBlock*, std::vector<llvm::Use*>> at;
+        bool ok = true;
+        for (llvm::Use& u : inst.uses()) {
+          auto* user = llvm::cast<llvm::Instruction>(u.getUser());
+          llvm::BasicBlock* where = user->getParent();
+          if (auto* phi = llvm::dyn_cast<llvm::PHINode>(user)) where = phi->getIncomingBlock(u);
+          llvm::Loop* outer = li.getLoopFor(where);
+          // Only to blocks outside this loop that are not in another loop of their own.
+          if (loop->contains(where) || (outer && !outer->contains(loop))) {
+            ok = false;
+            break;
+          }
+          at[where].push_back(&u);
+        }
+        if (!ok || at.empty() || at.size() > 16) continue;
+        for (auto& [where, uses] : at) {
+          llvm::Instruction* copy = inst.clone();
+          copy->setName(inst.getName());
+          copy->insertBefore(where->getFirstInsertionPt());
+          for (llvm::Use* u : uses) u->set(copy);
+        }
+        inst.eraseFromParent();
+        changed = true;
+      }
+    }
+    if (!changed) return llvm::PreservedAnalyses::all();
+    llvm::PreservedAnalyses pa;
+    pa.preserveSet<llvm::CFGAnalyses>();
+    return pa;
+  }
+};
+
+}  // namespace
 
 void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   llvm::LoopAnalysisManager lam;
@@ -45,6 +118,7 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   // leaves a loop) sink into that edge, not the loop: an edge into a shared
   // exit block is critical, so split those first and fold what stays empty.
   fpm.addPass(llvm::BreakCriticalEdgesPass());
+  fpm.addPass(SinkOutOfLoopsPass());
   fpm.addPass(llvm::SinkingPass());
   fpm.addPass(llvm::SimplifyCFGPass());
   llvm::ModulePassManager mpm;
