@@ -47,6 +47,8 @@ Tlb::Tlb(const PageTable& page_table, TlbConfig config) : config_(config), page_
 void Tlb::allocate_table(unsigned bits) {
   bits_ = bits;
   conflicts_ = 0;
+  grow_at_ = config_.conflict_grow != 0 && bits < config_.max_bits ? uint64_t{config_.conflict_grow} << bits
+                                                                     : ~uint64_t{0};
   table_ = std::make_unique<TlbEntry[]>(size_t{1} << bits);  // value-initialised: every comparator invalid
   fast_.table = table_.get();
   fast_.index_mask = ((uint64_t{1} << bits) - 1) << core::kTlbEntrySizeLog2;
@@ -116,8 +118,7 @@ core::Result<uint8_t*> Tlb::translate_slow(GuestAddr addr, uint32_t size, Access
   }
   if (size == 0 || ((a ^ (a + size - 1)) & kPageMask) != 0)
     return fail(ErrorCode::InvalidArgument, fmt::format("{}-byte access crosses a page boundary", size), addr);
-  if (config_.conflict_grow != 0 && bits_ < config_.max_bits &&
-      conflicts_ >= uint64_t{config_.conflict_grow} * entries())
+  if (conflicts_ >= grow_at_) [[unlikely]]
     grow_in_place();
   uint64_t page = a & kPageMask;
   uint64_t cmp = page | fast_.tag;

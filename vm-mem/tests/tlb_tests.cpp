@@ -214,7 +214,7 @@ TEST_CASE("Tlb: tag wrap-around clears the table for real") {
 TEST_CASE("Tlb: resizing inside the 30-70 % use band") {
   Pages p;
   for (uint64_t v = 0; v < 2048; ++v) p.map(v, kPermRead);
-  Tlb tlb(p.pt, TlbConfig{.initial_bits = 6, .min_bits = 4, .max_bits = 8, .conflict_grow = 0, .stats = true});
+  Tlb tlb(p.pt, TlbConfig{.initial_bits = 6, .min_bits = 4, .max_bits = 8, .stats = true, .conflict_grow = 0});
   auto touch = [&](uint64_t pages) {
     for (uint64_t v = 0; v < pages; ++v) REQUIRE(tlb.translate(GuestAddr(v * kPageSize), 1, Access::Read).has_value());
   };

@@ -28,13 +28,13 @@ struct TlbConfig {
   unsigned initial_bits = 8;  // log2 of the number of entries
   unsigned min_bits = 6;
   unsigned max_bits = 14;
+  bool stats = false;
   // Growth without a flush: once the slow path has seen conflicts (victim
   // hits plus live entries pushed out) amounting to conflict_grow times the
   // table's size since it was last sized, the table doubles in place (up to
   // max_bits). A user-mode guest never flushes, so this is how its table
   // fits a working set of many pages. 0: resize only in flush_all().
-  unsigned conflict_grow = 2;
-  bool stats = false;
+  uint8_t conflict_grow = 2;
   uint64_t stats_window = 4096;  // lookups per hit-rate window
 };
 
@@ -139,7 +139,6 @@ private:
   std::array<core::TlbEntry, kVictimEntries> victim_{};
   unsigned victim_next_ = 0;
   uint64_t used_ = 0;              // slots filled since the last full flush
-  uint64_t conflicts_ = 0;         // victim hits + evictions since the table was last sized
   unsigned window_flushes_ = 0;    // resize window
   double window_max_use_ = 0;
   uint16_t asid_ = 0;
@@ -149,6 +148,8 @@ private:
   mutable TlbStats stats_;
   mutable uint64_t window_start_lookups_ = 0, window_start_hits_ = 0;
   WatchHandler watch_handler_;
+  uint64_t conflicts_ = 0;           // victim hits + evictions since the table was last sized
+  uint64_t grow_at_ = ~uint64_t{0};  // conflicts_ that make the next miss grow the table
 };
 
 }  // namespace vm::mem
