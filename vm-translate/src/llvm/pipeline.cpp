@@ -2,16 +2,13 @@
 // replacement, redundancy and dead-store elimination, peepholes, CFG
 // clean-up, sinking into cold exits) without the cost of the full O2/O3
 // module pipeline.
+#include <llvm/ADT/MapVector.h>
+#include <llvm/ADT/PostOrderIterator.h>
+#include <llvm/Analysis/LoopInfo.h>
 #include <llvm/IR/Instructions.h>
+#include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Passes/PassBuilder.h>
-#include <llvm/Transforms/Scalar/Sink.h>
-#include <llvm/Transforms/Utils/BreakCriticalEdges.h>
-#include <llvm/Analysis/LoopInfo.h>
-#include <llvm/IR/CFG.h>
-#include <llvm/IR/IntrinsicInst.h>
-#include <llvm/ADT/PostOrderIterator.h>
-#include <llvm/ADT/MapVector.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
 #include <llvm/Transforms/Scalar/ADCE.h>
@@ -20,6 +17,8 @@
 #include <llvm/Transforms/Scalar/GVN.h>
 #include <llvm/Transforms/Scalar/SROA.h>
 #include <llvm/Transforms/Scalar/SimplifyCFG.h>
+#include <llvm/Transforms/Scalar/Sink.h>
+#include <llvm/Transforms/Utils/BreakCriticalEdges.h>
 
 #include "vm/translate/llvm_lowering.hpp"
 
