@@ -32,7 +32,7 @@ const char* engine_kind_name(EngineKind k) {
 }
 
 namespace {
-// Blocks interpreted at most after a host fault before compiled code runs
+// Blocks interpreted at most after a fault in compiled code before it runs
 // again. The access that faulted is usually reached within a few blocks; a
 // restart from far back (a loop that only loads) takes several rounds.
 constexpr uint32_t kRestartBudget = 10000;
@@ -303,6 +303,7 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
       jo.direct_guard = mem::AddressSpace::kDirectGuard;
     } else {
       jo.memory = translate::MemoryStrategy::SoftMmu;
+      jo.restartable = true;  // a fault exit stores nothing: run_native restarts as after a host fault
     }
     jo.chain_exits = config.chain;
     jo.inline_jump_cache = config.chain;
@@ -593,6 +594,19 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
     detail::current_host_fault_scope() = nullptr;
   } else {
     exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx));
+    if (exit.restart) {
+      // A memory fault; the state holds the last synced boundary, from
+      // where the interpreter makes the access itself (restart_done as
+      // for a host fault).
+      ++stats_.native_executions;
+      ++stats_.softmmu_faults;
+      restart_page_ = ctx.fault_addr >> 12;
+      restart_write_ = static_cast<core::Access>(ctx.fault_access) == core::Access::Write;
+      restart_budget_ = kRestartBudget;
+      ir::ExecResult r;
+      r.kind = ir::TermKind::Jump;
+      return r;
+    }
   }
   ++stats_.native_executions;
   ++stats_.native_exits[static_cast<size_t>(exit.kind) % stats_.native_exits.size()];
@@ -808,7 +822,7 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       Tier tier = b->compiled->tier;
       r = run_native(*b, state);
       if (restart_budget_ != 0) {
-        // A host fault: the interpreter takes over from the synced state
+        // A fault (host or softmmu): the interpreter takes over from the synced state
         // (the comparison would be against a block that did not finish).
         continue;
       }

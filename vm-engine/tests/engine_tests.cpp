@@ -110,24 +110,30 @@ EngineConfig config(EngineKind kind) {
   return c;
 }
 
-// Runs `text` with direct access under the interpreter, where it must end
-// in a memory fault, and under the jit and tiered engines: compiled code
-// must fault on the host (not the interpreter's first run) and end in the
-// interpreter's state and fault. `more` adds checks on each compiled run.
+// Runs `text` under the interpreter, where it must end in a memory fault,
+// and under the jit and tiered engines with both memory strategies:
+// compiled code must fault (on the host with direct access, in a slow
+// path with softmmu; not the interpreter's first run), restart from its
+// last sync point and end in the interpreter's state and fault. `more`
+// adds checks on each compiled run.
 void expect_interpreter_fault(const std::string& text, const std::function<void(const Outcome&)>& more) {
   Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
   REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
-  for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
-    CAPTURE(engine::engine_kind_name(kind));
-    Outcome got = run(text, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
-    same_state(want, got);
-    CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
-    CHECK(got.exit.pc == want.exit.pc);
-    CHECK(got.exit.fault_addr == want.exit.fault_addr);
-    CHECK(got.exit.fault_access == want.exit.fault_access);
-    CHECK(got.stats.host_faults > 0);
-    if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
-    more(got);
+  for (auto strategy : {mem::MemoryStrategy::Direct, mem::MemoryStrategy::SoftMmu}) {
+    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+      CAPTURE(engine::engine_kind_name(kind));
+      CAPTURE(strategy == mem::MemoryStrategy::Direct);
+      Outcome got = run(text, config(kind), strategy, ir::HelperTable::defaults(), true);
+      same_state(want, got);
+      CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
+      CHECK(got.exit.pc == want.exit.pc);
+      CHECK(got.exit.fault_addr == want.exit.fault_addr);
+      CHECK(got.exit.fault_access == want.exit.fault_access);
+      if (strategy == mem::MemoryStrategy::Direct) CHECK(got.stats.host_faults > 0);
+      else CHECK(got.stats.softmmu_faults > 0);
+      if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
+      more(got);
+    }
   }
 }
 
@@ -301,7 +307,7 @@ static std::string fault_loop(std::string_view fault_base, std::string_view body
   )", fault_base, setup, iterations, fault_rcx, body);
 }
 
-TEST_CASE("direct access: a guest fault in compiled code ends in the interpreter's state") {
+TEST_CASE("restartable code (direct and softmmu): a guest fault in compiled code ends in the interpreter's state") {
   // Each program warms its loop up (compiled, chained, regions) and then
   // faults in compiled code: at rcx == 700 it reads unmapped memory (r8)
   // right after read-modify-writes in the same block, which a restart from
@@ -507,7 +513,7 @@ static std::string random_slot_program(uint32_t seed) {
     jnz init)", 1500, 100 + static_cast<int>(seed % 700));
 }
 
-TEST_CASE("direct access: random slot traffic faulting mid-iteration ends in the interpreter's state") {
+TEST_CASE("restartable code (direct and softmmu): random slot traffic faulting mid-iteration ends in the interpreter's state") {
   for (uint32_t seed = 1; seed <= 200; ++seed) {
     CAPTURE(seed);
     std::string text = random_slot_program(seed);

@@ -322,9 +322,12 @@ private:
     if (s.verified_blocks != 0 || s.unverified_blocks != 0)
       std::fprintf(stderr, "  verify-jit             %lu block runs agreed with the interpreter, %lu not checked (rdtsc)\n",
                    static_cast<unsigned long>(s.verified_blocks), static_cast<unsigned long>(s.unverified_blocks));
-    if (s.host_faults != 0)
-      std::fprintf(stderr, "  host faults            %lu recovered (direct access), %lu blocks interpreted after them\n",
-                   static_cast<unsigned long>(s.host_faults), static_cast<unsigned long>(s.restart_blocks));
+    if (s.host_faults != 0 || s.softmmu_faults != 0)
+      std::fprintf(stderr,
+                   "  faults in code         %lu host faults (direct access), %lu slow-path faults (softmmu), "
+                   "%lu blocks interpreted after them\n",
+                   static_cast<unsigned long>(s.host_faults), static_cast<unsigned long>(s.softmmu_faults),
+                   static_cast<unsigned long>(s.restart_blocks));
     if (s.tlb_misses != 0 || s.tlb_fills != 0)
       std::fprintf(stderr,
                    "  softmmu TLB            misses %lu (victim hits %lu, fills %lu, watched writes %lu), %lu entries"

@@ -62,7 +62,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
   auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
   b_.SetInsertPoint(entry);
   slow_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 16), nullptr, "slowbuf");
-  if (opts_.fast_isel && restartable()) sink_slot_ = b_.CreateAlloca(i64_, nullptr, "load_sink");
+  if (opts_.fast_isel && direct_restartable()) sink_slot_ = b_.CreateAlloca(i64_, nullptr, "load_sink");
   slow_buf_->setAlignment(llvm::Align(16));
   operand_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 32), nullptr, "operands");
   operand_buf_->setAlignment(llvm::Align(16));
@@ -400,7 +400,7 @@ Value* Lowerer::opaque(Value* v) {
 }
 
 void Lowerer::barrier() {
-  if (opts_.fast_isel) return;
+  if (opts_.fast_isel || !direct_restartable()) return;
   auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
   b_.CreateCall(fty, llvm::InlineAsm::get(fty, "", "r,~{memory}", true), {state_});
 }
@@ -541,6 +541,18 @@ void Lowerer::side_exit(Value* cond, uint64_t code, const char* name) {
   b_.SetInsertPoint(exit_bb);
   consume_loads(false);
   emit_return(c64(insn_pc_.value()), code);
+  b_.SetInsertPoint(cont);
+}
+
+void Lowerer::fault_exit(Value* status, const char* name) {
+  Value* cond = b_.CreateICmpNE(status, c32(0));
+  if (!restartable()) return side_exit(cond, fault_code(), name);
+  auto* exit_bb = llvm::BasicBlock::Create(ctx_, name, fn_);
+  auto* cont = llvm::BasicBlock::Create(ctx_, "cont", fn_);
+  b_.CreateCondBr(cond, exit_bb, cont, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+  b_.SetInsertPoint(exit_bb);
+  restore_nearest_for_exit();
+  b_.CreateRet(c64(fault_code() | kExitRestart));
   b_.SetInsertPoint(cont);
 }
 

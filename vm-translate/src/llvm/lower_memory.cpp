@@ -106,7 +106,7 @@ Value* Lowerer::emit_load(Value* addr, llvm::Type* t, uint32_t bytes) {
   paths.enter_slow(b_);
   auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, ptr_}, false);
   Value* st = call_slow(kMemCtxLoadSlow, fty, {mem_, addr, c64(bytes), slow_buf_});
-  side_exit(b_.CreateICmpNE(st, c32(0)), fault_code(), "ld_fault");
+  fault_exit(st, "ld_fault");
   Value* sv = b_.CreateAlignedLoad(t, slow_buf_, llvm::Align(1));
   return paths.join_values(b_, fv, sv);
 }
@@ -127,7 +127,7 @@ void Lowerer::emit_store(Value* addr, Value* v, uint32_t bytes) {
   b_.CreateAlignedStore(v, slow_buf_, llvm::Align(1));
   auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, ptr_}, false);
   Value* st = call_slow(kMemCtxStoreSlow, fty, {mem_, addr, c64(bytes), slow_buf_});
-  side_exit(b_.CreateICmpNE(st, c32(0)), fault_code(), "st_fault");
+  fault_exit(st, "st_fault");
   paths.join_values(b_, nullptr, nullptr);
 }
 
@@ -146,7 +146,7 @@ Value* Lowerer::emit_atomic(const ir::Op& op, Value* addr) {
   }
   auto* fty = llvm::FunctionType::get(i32_, {ptr_, i64_, i64_, i32_, ptr_, ptr_}, false);
   Value* st = call_slow(kMemCtxAtomicSlow, fty, {mem_, addr, c64(bytes), c32(kind), operand_buf_, slow_buf_});
-  side_exit(b_.CreateICmpNE(st, c32(0)), fault_code(), "at_fault");
+  fault_exit(st, "at_fault");
   Value* sv = b_.CreateAlignedLoad(ty(op.type), slow_buf_, llvm::Align(1));
   return paths.join_values(b_, fv, sv);
 }

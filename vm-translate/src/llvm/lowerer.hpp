@@ -228,7 +228,11 @@ private:
   void write_reg(const ir::Op& op, Value* v, Type vt);
 
   // ------------------------------------------------- restartable state ----
-  bool restartable() const { return opts_.restartable && opts_.memory == MemoryStrategy::Direct; }
+  bool restartable() const { return opts_.restartable; }
+  // Direct access under restartable: host faults can stop the code at any
+  // guest access, so sync points are fenced and dead loads and no-op stores
+  // kept. (Softmmu leaves through a fault exit, which LLVM sees.)
+  bool direct_restartable() const { return opts_.restartable && opts_.memory == MemoryStrategy::Direct; }
 
   // A compiler barrier that may read and write the state and all memory:
   // no guest access or state store moves across it. No instructions.
@@ -287,6 +291,10 @@ private:
   Value* wide_divide(Opcode opc, Value* a, Value* d);
   // A run-time trap at the current instruction when `cond` holds.
   void side_exit(Value* cond, uint64_t code, const char* name);
+  // A softmmu slow path's memory fault (`status` nonzero): a precise side
+  // exit, or under restartable a return of fault_code() | kExitRestart that
+  // stores nothing (the state already holds the last sync point).
+  void fault_exit(Value* status, const char* name);
   // Regions: branches to `next` unless the owner has set mem->exit_request
   // (its translations changed), in which case the region is left for `rip`.
   // The insertion point is left in the leaving block.

@@ -90,7 +90,10 @@ struct EngineConfig {
   // translations) sends the engine back to the last synced instruction
   // boundary, from where the interpreter runs until it has made the access
   // itself (and faults precisely, or writes the code page). Off: compiled
-  // code checks every access through the software TLB, as over softmmu.
+  // code checks every access through the software TLB, as over softmmu,
+  // and its state is restartable as well: at a memory fault the code
+  // leaves without storing the faulting instruction's state, and the
+  // interpreter runs from the last synced boundary in the same way.
   bool direct_access = true;
 };
 
@@ -123,7 +126,8 @@ struct EngineStats {
   uint64_t regions_dropped = 0;      // background regions whose blocks changed before they were ready
   uint64_t verified_blocks = 0;      // --verify-jit: compiled block runs checked
   uint64_t host_faults = 0;          // host faults of Direct-access compiled code, recovered
-  uint64_t restart_blocks = 0;       // blocks interpreted after them, up to the faulting access
+  uint64_t softmmu_faults = 0;       // memory faults softmmu compiled code left at (kExitRestart)
+  uint64_t restart_blocks = 0;       // blocks interpreted after either, up to the faulting access
   uint64_t unverified_blocks = 0;    // ... skipped (nondeterministic helpers: rdtsc)
   CompileStats compile;              // summed over all compiles
 };
@@ -236,8 +240,10 @@ private:
   std::unique_ptr<Background> background_;  // its own JITCompiler and thread
   std::unique_ptr<Verifier> verifier_;      // verify_jit
   // Direct access (EngineConfig::direct_access over a Direct space). After
-  // a host fault, the next restart_budget_ blocks are interpreted, or fewer:
-  // until the faulting page allows the access (restart_page_, restart_write_).
+  // a host fault, or a memory fault of softmmu code (whose state is
+  // restartable too), the next restart_budget_ blocks are interpreted, or
+  // fewer: until the faulting page allows the access (restart_page_,
+  // restart_write_).
   bool direct_code_ = false;
   uint32_t restart_budget_ = 0;
   uint64_t restart_page_ = 0;

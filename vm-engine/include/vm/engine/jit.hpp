@@ -70,7 +70,7 @@ struct JitOptions {
   translate::MemoryStrategy memory = translate::MemoryStrategy::Direct;
   bool chain_exits = false;
   bool inline_jump_cache = false;  // see translate::LoweringOptions::inline_jump_cache
-  bool restartable = false;        // see translate::LoweringOptions::restartable (Direct only)
+  bool restartable = false;        // see translate::LoweringOptions::restartable
   uint64_t direct_guard = 0;       // see translate::LoweringOptions::direct_guard (Direct only)
   bool perf_map = false;  // append "addr size name" lines to /tmp/perf-<pid>.map for `perf report`
 };

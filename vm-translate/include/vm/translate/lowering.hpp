@@ -119,6 +119,9 @@ static_assert(sizeof(JumpCacheEntry) == 16);
 //               terminators and for run-time traps: divide error, memory fault)
 //   bits 8..15  ir::TrapReason (Trap only)
 //   bits 16..23 interrupt vector (Trap(interrupt) only)
+//   bit 24      kExitRestart (a memory fault under restartable softmmu:
+//               state->rip is the boundary the state holds, see
+//               LoweringOptions::restartable)
 // The next pc (or trapping pc) is always in state->rip, never in the code.
 // A code with bit 63 set is no exit but the entry of a unit to run next
 // (LoweringOptions::chain_by_return; bit 63 of a user-space pointer is 0):
@@ -128,8 +131,14 @@ struct ExitInfo {
   ir::TermKind kind = ir::TermKind::None;
   ir::TrapReason trap = ir::TrapReason::InvalidOpcode;
   uint8_t vector = 0;
+  // A memory fault of softmmu code with LoweringOptions::restartable: the
+  // state holds an instruction boundary at or before the faulting access,
+  // not the faulting instruction (kExitRestart).
+  bool restart = false;
   friend constexpr bool operator==(const ExitInfo&, const ExitInfo&) = default;
 };
+
+inline constexpr uint64_t kExitRestart = uint64_t{1} << 24;
 
 constexpr uint64_t encode_exit(ir::TermKind kind, ir::TrapReason trap = ir::TrapReason::InvalidOpcode,
                                uint8_t vector = 0) {
@@ -137,7 +146,7 @@ constexpr uint64_t encode_exit(ir::TermKind kind, ir::TrapReason trap = ir::Trap
 }
 constexpr ExitInfo decode_exit(uint64_t code) {
   return ExitInfo{static_cast<ir::TermKind>(code & 0xff), static_cast<ir::TrapReason>((code >> 8) & 0xff),
-                  static_cast<uint8_t>((code >> 16) & 0xff)};
+                  static_cast<uint8_t>((code >> 16) & 0xff), (code & kExitRestart) != 0};
 }
 
 // Calls a lowered unit and then, as long as it hands over a successor
@@ -187,16 +196,23 @@ struct LoweringOptions {
   // return is compared with the members that follow a call of the region
   // (its return sites), an indirect jump or call with every member.
   bool indirect_members = false;
-  // Direct only: keep the guest state in memory restartable, so an owner
-  // that catches a host fault on a guest access (no check is emitted) can
-  // resume from it. After every guest instruction that stores to guest
-  // memory or calls a helper, the registers changed since the previous such
-  // point and rip (the next instruction) are stored to the state, fenced
-  // from the guest accesses around them by compiler barriers. At any guest
-  // access the state then holds an instruction boundary at or before it,
-  // and guest memory holds no store made after that boundary, so running
-  // the interpreter from the state reaches the faulting access again with
-  // the same inputs (loads are re-executed, stores are not repeated).
+  // Keep the guest state in memory restartable. After a guest instruction
+  // that stores to guest memory (where a later re-run could see the store)
+  // or calls a helper, the registers changed since the previous such point
+  // and rip (the next instruction) are stored to the state (a sync point,
+  // docs/jit.md "Restartable state"). At any guest access the state then
+  // holds an instruction boundary at or before it, and guest memory holds
+  // no store made after that boundary, so running the interpreter from the
+  // state reaches the faulting access again with the same inputs (loads
+  // are re-executed, stores are not repeated).
+  // Direct: an owner that catches a host fault on a guest access (no check
+  // is emitted) resumes from the state; the sync points are fenced from the
+  // guest accesses around them by compiler barriers, and dead loads and
+  // no-op stores are kept. SoftMmu: a memory fault that the slow path
+  // reports leaves at once, storing nothing, with kExitRestart in the exit
+  // code (and the access in MemoryContext::fault_addr / fault_access), so
+  // no exit needs the registers and flags of the faulting instruction.
+  // Other traps (divide error, trap_if) stay precise.
   bool restartable = false;
   // Direct only: bytes of host address space below the guest region and
   // above its end that are reserved and never accessible (0: none). A guest
