@@ -759,6 +759,73 @@ block 0x1010 len 1 {
   (void)jit.release(*c);
 }
 
+TEST_CASE("Optimized code computes a value only traps' exits store on those exits, not before the checks") {
+  // rdx = rax * rax, overwritten before the block ends: only the two
+  // trap_if exits (rcx == 0, rsi == 0) store the product. LLVM's Sink moves
+  // a value into one successor only; SinkIntoColdPathsPass puts a copy on
+  // each exit, so the straight path computes nothing.
+  auto block = ir::parse(R"(block 0x1000 len 3 {
+  insn 0x1000
+  %0:i64 = get_reg rax
+  %1:i64 = mul %0, %0
+  set_reg rdx, %1
+  insn 0x1001
+  %2:i64 = get_reg rcx
+  %3:i64 = const 0x0
+  %4:i1 = cmp.eq %2, %3
+  trap_if %4, general_protection
+  insn 0x1002
+  %6:i64 = get_reg rsi
+  %7:i1 = cmp.eq %6, %3
+  trap_if %7, general_protection
+  %5:i64 = const 0x5
+  set_reg rdx, %5
+  exit 0x2000
+})");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  auto ir_text = jit.dump(*block, engine::Tier::Optimized, engine::Stage::Optimized);
+  REQUIRE(ir_text.has_value());
+  std::map<std::string, std::string> body;  // basic blocks by label
+  std::string cur;
+  std::istringstream in(*ir_text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != ' ' && line.find(':') != std::string::npos && line.find("define") == std::string::npos)
+      cur = line.substr(0, line.find(':'));
+    else if (!cur.empty())
+      body[cur] += line + "\n";
+  }
+  int with_mul = 0;
+  for (const auto& [name, text] : body) {
+    if (text.find(" = mul ") == std::string::npos) continue;
+    ++with_mul;
+    CAPTURE(name);
+    CHECK(name.rfind("trap_if", 0) == 0);
+  }
+  CHECK(with_mul == 2);
+  auto c = jit.compile(*block, engine::Tier::Optimized);
+  REQUIRE(c.has_value());
+  FlatMemory m(0x10000, 0x1000);
+  auto ctx = m.direct_context();
+  for (int which = 0; which < 3; ++which) {
+    CAPTURE(which);
+    core::X86State s{};
+    s.gpr[0] = 9;
+    s.gpr[1] = which == 0 ? 0 : 1;  // rcx
+    s.gpr[6] = which == 1 ? 0 : 1;  // rsi
+    auto e = engine::execute(*c, s, ctx);
+    if (which < 2) {
+      CHECK(e.kind == ir::TermKind::Trap);
+      CHECK(s.gpr[2] == 81);
+      CHECK(s.rip == 0x1001 + static_cast<uint64_t>(which));
+    } else {
+      CHECK(e.kind == ir::TermKind::Exit);
+      CHECK(s.gpr[2] == 5);
+    }
+  }
+  (void)jit.release(*c);
+}
+
 TEST_CASE("dump gives each stage") {
   std::mt19937_64 rng(11);
   auto block = ir::testing::random_block(rng, no_helper_options());

@@ -5,7 +5,9 @@
 #include <llvm/ADT/MapVector.h>
 #include <llvm/ADT/PostOrderIterator.h>
 #include <llvm/Analysis/LoopInfo.h>
+#include <llvm/IR/CFG.h>
 #include <llvm/IR/Instructions.h>
+#include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Passes/PassBuilder.h>
@@ -90,6 +92,77 @@ struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
   }
 };
 
+// Moves pure computations whose every use lies on a cold path into those
+// paths, a copy per using block. A cold block is one that only unlikely
+// edges lead to (branch weights of the lowering: side exits, slow paths'
+// fault exits, exit requests), or that only cold blocks lead to. Flags and
+// registers that only a trap's or fault's exit stores are then computed
+// there instead of before every guest access. Runs after critical edges
+// are split, so a value a shared exit block takes through a phi from a
+// cold edge has a cold block to go to.
+struct SinkIntoColdPathsPass : llvm::PassInfoMixin<SinkIntoColdPathsPass> {
+  static bool cold_edge(const llvm::BasicBlock* from, const llvm::BasicBlock* to) {
+    const auto* br = llvm::dyn_cast<llvm::BranchInst>(from->getTerminator());
+    if (!br || !br->isConditional() || br->getSuccessor(0) == br->getSuccessor(1)) return false;
+    llvm::SmallVector<uint32_t, 2> w;
+    if (!llvm::extractBranchWeights(*br, w) || w.size() != 2) return false;
+    uint64_t mine = br->getSuccessor(0) == to ? w[0] : w[1], total = uint64_t{w[0]} + w[1];
+    return total != 0 && mine * 16 <= total;
+  }
+
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager&) {
+    // Cold blocks, in reverse post order (a block's predecessors first, back edges aside).
+    llvm::ReversePostOrderTraversal<llvm::Function*> rpo(&f);
+    llvm::SmallPtrSet<const llvm::BasicBlock*, 32> cold;
+    for (llvm::BasicBlock* bb : rpo) {
+      if (bb->isEntryBlock() || llvm::pred_empty(bb)) continue;
+      bool all = true;
+      for (llvm::BasicBlock* pred : llvm::predecessors(bb))
+        if (!cold.contains(pred) && !cold_edge(pred, bb)) { all = false; break; }
+      if (all) cold.insert(bb);
+    }
+    if (cold.empty()) return llvm::PreservedAnalyses::all();
+    bool changed = false;
+    std::vector<llvm::BasicBlock*> order;
+    for (llvm::BasicBlock* bb : llvm::post_order(&f)) order.push_back(bb);
+    for (llvm::BasicBlock* bb : order) {
+      if (cold.contains(bb)) continue;
+      for (auto it = bb->rbegin(); it != bb->rend();) {
+        llvm::Instruction& inst = *it++;
+        if (!SinkOutOfLoopsPass::movable(inst) || inst.use_empty()) continue;
+        llvm::MapVector<llvm::BasicBlock*, std::vector<llvm::Use*>> at;
+        bool ok = true;
+        for (llvm::Use& u : inst.uses()) {
+          auto* user = llvm::cast<llvm::Instruction>(u.getUser());
+          llvm::BasicBlock* where = user->getParent();
+          if (auto* phi = llvm::dyn_cast<llvm::PHINode>(user)) where = phi->getIncomingBlock(u);
+          if (!cold.contains(where)) { ok = false; break; }
+          at[where].push_back(&u);
+        }
+        if (!ok || at.empty() || at.size() > 64) continue;
+        for (auto& [where, uses] : at) {
+          llvm::Instruction* copy = inst.clone();
+          copy->setName(inst.getName());
+          // Before the first user in the block (a phi's value: before the terminator).
+          llvm::Instruction* pos = where->getTerminator();
+          for (llvm::Use* u : uses) {
+            auto* user = llvm::cast<llvm::Instruction>(u->getUser());
+            if (!llvm::isa<llvm::PHINode>(user) && user->getParent() == where && user->comesBefore(pos)) pos = user;
+          }
+          copy->insertBefore(pos);
+          for (llvm::Use* u : uses) u->set(copy);
+        }
+        inst.eraseFromParent();
+        changed = true;
+      }
+    }
+    if (!changed) return llvm::PreservedAnalyses::all();
+    llvm::PreservedAnalyses pa;
+    pa.preserveSet<llvm::CFGAnalyses>();
+    return pa;
+  }
+};
+
 }  // namespace
 
 void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
@@ -118,6 +191,7 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   // exit block is critical, so split those first and fold what stays empty.
   fpm.addPass(llvm::BreakCriticalEdgesPass());
   fpm.addPass(SinkOutOfLoopsPass());
+  fpm.addPass(SinkIntoColdPathsPass());
   fpm.addPass(llvm::SinkingPass());
   fpm.addPass(llvm::SimplifyCFGPass());
   llvm::ModulePassManager mpm;

@@ -37,8 +37,9 @@ uint32_t count_instructions(const llvm::Module& module);
 
 // The lean optimisation pipeline shared by the JIT's Tier::Optimized and the
 // cross translator: SROA, EarlyCSE, InstCombine, SimplifyCFG, GVN, DSE, ADCE,
-// SimplifyCFG, then critical-edge splitting, sinking out of loops (ours),
-// Sink and SimplifyCFG over every function. Builds its own analysis managers.
+// SimplifyCFG, then critical-edge splitting, sinking out of loops and into
+// cold paths (ours), Sink and SimplifyCFG over every function. Builds its
+// own analysis managers.
 void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm);
 
 // Prepares IR for FastISel at CodeGenOptLevel::None (the JIT's Tier::Fast).
