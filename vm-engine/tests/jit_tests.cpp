@@ -230,6 +230,20 @@ std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::
   return blocks;
 }
 
+// The basic blocks of a dumped LLVM function, by label: their instruction lines.
+std::map<std::string, std::string> basic_blocks(const std::string& ir_text) {
+  std::map<std::string, std::string> body;
+  std::string cur;
+  std::istringstream in(ir_text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != ' ' && line.find(':') != std::string::npos && line.find("define") == std::string::npos)
+      cur = line.substr(0, line.find(':'));
+    else if (!cur.empty())
+      body[cur] += line + "\n";
+  }
+  return body;
+}
+
 ir::testing::RandomBlockOptions no_helper_options() {
   ir::testing::RandomBlockOptions o;
   o.helpers = false;  // rdtsc is not deterministic
@@ -717,16 +731,8 @@ block 0x1010 len 1 {
   auto& jit = jit_for(translate::MemoryStrategy::Direct);
   auto ir_text = jit.dump_region(*blocks, engine::Tier::Optimized, engine::Stage::Optimized);
   REQUIRE(ir_text.has_value());
-  // Split into basic blocks; the loop is the header and every block that branches back to it.
-  std::map<std::string, std::string> body;
-  std::string cur;
-  std::istringstream in(*ir_text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] != ' ' && line.find(':') != std::string::npos && line.find("define") == std::string::npos)
-      cur = line.substr(0, line.find(':'));
-    else if (!cur.empty())
-      body[cur] += line + "\n";
-  }
+  // The loop is the header and every block that branches back to it.
+  std::map<std::string, std::string> body = basic_blocks(*ir_text);
   REQUIRE(body.count("block_1000") == 1);
   int loop_blocks = 0;
   for (const auto& [name, text] : body) {
@@ -786,15 +792,7 @@ TEST_CASE("Optimized code computes a value only traps' exits store on those exit
   auto& jit = jit_for(translate::MemoryStrategy::Direct);
   auto ir_text = jit.dump(*block, engine::Tier::Optimized, engine::Stage::Optimized);
   REQUIRE(ir_text.has_value());
-  std::map<std::string, std::string> body;  // basic blocks by label
-  std::string cur;
-  std::istringstream in(*ir_text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] != ' ' && line.find(':') != std::string::npos && line.find("define") == std::string::npos)
-      cur = line.substr(0, line.find(':'));
-    else if (!cur.empty())
-      body[cur] += line + "\n";
-  }
+  std::map<std::string, std::string> body = basic_blocks(*ir_text);
   int with_mul = 0;
   for (const auto& [name, text] : body) {
     if (text.find(" = mul ") == std::string::npos) continue;

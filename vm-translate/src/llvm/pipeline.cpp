@@ -28,6 +28,41 @@ namespace vm::translate {
 
 namespace {
 
+// Where each use of an instruction needs its value: a phi's incoming
+// block, or the user's block.
+using UsesByBlock = llvm::MapVector<llvm::BasicBlock*, std::vector<llvm::Use*>>;
+
+llvm::BasicBlock* use_block(llvm::Use& u) {
+  auto* user = llvm::cast<llvm::Instruction>(u.getUser());
+  if (auto* phi = llvm::dyn_cast<llvm::PHINode>(user)) return phi->getIncomingBlock(u);
+  return user->getParent();
+}
+
+// Replaces `inst` by a copy in each block of `at`, placed before its first
+// user there (for a phi's value, before the block's terminator), and erases it.
+void copy_into_using_blocks(llvm::Instruction& inst, UsesByBlock& at) {
+  for (auto& [where, uses] : at) {
+    llvm::Instruction* copy = inst.clone();
+    copy->setName(inst.getName());
+    llvm::Instruction* pos = where->getTerminator();
+    for (llvm::Use* u : uses) {
+      auto* user = llvm::cast<llvm::Instruction>(u->getUser());
+      if (!llvm::isa<llvm::PHINode>(user) && user->getParent() == where && user->comesBefore(pos)) pos = user;
+    }
+    copy->insertBefore(pos);
+    for (llvm::Use* u : uses) u->set(copy);
+  }
+  inst.eraseFromParent();
+}
+
+// What a pass that moves instructions but no blocks preserves.
+llvm::PreservedAnalyses cfg_kept(bool changed) {
+  if (!changed) return llvm::PreservedAnalyses::all();
+  llvm::PreservedAnalyses pa;
+  pa.preserveSet<llvm::CFGAnalyses>();
+  return pa;
+}
+
 // Moves pure computations out of loops into the blocks outside the loop
 // that use them, a copy per using block (LICM's sinking without its
 // hoisting and promotion). Flags and other values a region stores only
@@ -59,13 +94,10 @@ struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
       for (auto it = bb->rbegin(); it != bb->rend();) {
         llvm::Instruction& inst = *it++;
         if (!movable(inst) || inst.use_empty()) continue;
-        // Where each use needs the value: a phi's incoming block, or the user's block.
-        llvm::MapVector<llvm::BasicBlock*, std::vector<llvm::Use*>> at;
+        UsesByBlock at;
         bool ok = true;
         for (llvm::Use& u : inst.uses()) {
-          auto* user = llvm::cast<llvm::Instruction>(u.getUser());
-          llvm::BasicBlock* where = user->getParent();
-          if (auto* phi = llvm::dyn_cast<llvm::PHINode>(user)) where = phi->getIncomingBlock(u);
+          llvm::BasicBlock* where = use_block(u);
           llvm::Loop* outer = li.getLoopFor(where);
           // Only to blocks outside this loop that are not in another loop of their own.
           if (loop->contains(where) || (outer && !outer->contains(loop))) {
@@ -75,20 +107,11 @@ struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
           at[where].push_back(&u);
         }
         if (!ok || at.empty() || at.size() > 16) continue;
-        for (auto& [where, uses] : at) {
-          llvm::Instruction* copy = inst.clone();
-          copy->setName(inst.getName());
-          copy->insertBefore(where->getFirstInsertionPt());
-          for (llvm::Use* u : uses) u->set(copy);
-        }
-        inst.eraseFromParent();
+        copy_into_using_blocks(inst, at);
         changed = true;
       }
     }
-    if (!changed) return llvm::PreservedAnalyses::all();
-    llvm::PreservedAnalyses pa;
-    pa.preserveSet<llvm::CFGAnalyses>();
-    return pa;
+    return cfg_kept(changed);
   }
 };
 
@@ -130,36 +153,22 @@ struct SinkIntoColdPathsPass : llvm::PassInfoMixin<SinkIntoColdPathsPass> {
       for (auto it = bb->rbegin(); it != bb->rend();) {
         llvm::Instruction& inst = *it++;
         if (!SinkOutOfLoopsPass::movable(inst) || inst.use_empty()) continue;
-        llvm::MapVector<llvm::BasicBlock*, std::vector<llvm::Use*>> at;
+        UsesByBlock at;
         bool ok = true;
         for (llvm::Use& u : inst.uses()) {
-          auto* user = llvm::cast<llvm::Instruction>(u.getUser());
-          llvm::BasicBlock* where = user->getParent();
-          if (auto* phi = llvm::dyn_cast<llvm::PHINode>(user)) where = phi->getIncomingBlock(u);
-          if (!cold.contains(where)) { ok = false; break; }
+          llvm::BasicBlock* where = use_block(u);
+          if (!cold.contains(where)) {
+            ok = false;
+            break;
+          }
           at[where].push_back(&u);
         }
         if (!ok || at.empty() || at.size() > 64) continue;
-        for (auto& [where, uses] : at) {
-          llvm::Instruction* copy = inst.clone();
-          copy->setName(inst.getName());
-          // Before the first user in the block (a phi's value: before the terminator).
-          llvm::Instruction* pos = where->getTerminator();
-          for (llvm::Use* u : uses) {
-            auto* user = llvm::cast<llvm::Instruction>(u->getUser());
-            if (!llvm::isa<llvm::PHINode>(user) && user->getParent() == where && user->comesBefore(pos)) pos = user;
-          }
-          copy->insertBefore(pos);
-          for (llvm::Use* u : uses) u->set(copy);
-        }
-        inst.eraseFromParent();
+        copy_into_using_blocks(inst, at);
         changed = true;
       }
     }
-    if (!changed) return llvm::PreservedAnalyses::all();
-    llvm::PreservedAnalyses pa;
-    pa.preserveSet<llvm::CFGAnalyses>();
-    return pa;
+    return cfg_kept(changed);
   }
 };
 
