@@ -7,9 +7,9 @@
 #include <llvm/Analysis/LoopInfo.h>
 #include <llvm/IR/CFG.h>
 #include <llvm/IR/Instructions.h>
-#include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/Module.h>
+#include <llvm/IR/ProfDataUtils.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
@@ -141,7 +141,10 @@ struct SinkIntoColdPathsPass : llvm::PassInfoMixin<SinkIntoColdPathsPass> {
       if (bb->isEntryBlock() || llvm::pred_empty(bb)) continue;
       bool all = true;
       for (llvm::BasicBlock* pred : llvm::predecessors(bb))
-        if (!cold.contains(pred) && !cold_edge(pred, bb)) { all = false; break; }
+        if (!cold.contains(pred) && !cold_edge(pred, bb)) {
+          all = false;
+          break;
+        }
       if (all) cold.insert(bb);
     }
     if (cold.empty()) return llvm::PreservedAnalyses::all();
