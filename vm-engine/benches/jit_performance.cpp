@@ -42,6 +42,7 @@ const Kernel& kernel(int which) {
     o.helpers = false;
     o.division = false;
     o.trap_terminators = false;
+    o.bulk = false;  // the kernel as it was before fill and copy existed
     o.regs = {core::X86Reg::Xmm0, core::X86Reg::Xmm1, core::X86Reg::Xmm2, core::X86Reg::Xmm3, core::X86Reg::Xmm4,
               core::X86Reg::Xmm5, core::X86Reg::Mxcsr, core::X86Reg::Rax};
     k.block = ir::testing::random_block(rng, o);

@@ -734,7 +734,13 @@ ExecutionEngine::Block* ExecutionEngine::translate(uint64_t pc, ir::ExecResult& 
   auto block = std::make_unique<Block>();
   block->serial = next_serial_++;
   block->ir = std::move(*lifted);
-  for (const ir::Op& op : block->ir.ops) stats_.guest_insns_translated += op.opcode == ir::Opcode::InsnStart;
+  // A rep stos lifted in two steps has two markers at its pc; count it once.
+  uint64_t last_marker = ~uint64_t{0};
+  for (const ir::Op& op : block->ir.ops) {
+    if (op.opcode != ir::Opcode::InsnStart) continue;
+    stats_.guest_insns_translated += op.imm != last_marker;
+    last_marker = op.imm;
+  }
   if (config_.dump_stages & kDumpIr) dump(pc, "ir", ir::print(block->ir));
   if (config_.run_passes) ir::run_standard_passes(block->ir);
   if (config_.dump_stages & kDumpOpt) dump(pc, "opt.ir", ir::print(block->ir));

@@ -454,13 +454,39 @@ TEST_CASE("restartable code (direct and softmmu): a guest fault in compiled code
     jnz loop
     syscall
   )";
+  // rep stos (a vm-ir `fill` per page): 32 qwords at 0xe00 into the data
+  // page; in the faulting iteration they start at 0x200f80, so 16 fit and
+  // the next page (unmapped) faults with rcx = 16 and rdi = 0x201000.
+  const std::string kRepStosOffTheEnd = fault_loop("0x200180", R"(
+    mov rdx, rcx
+    mov r9, rdi
+    add rdi, 0xe00
+    mov rax, rdx
+    mov ecx, 32
+    rep stosq
+    mov rcx, rdx
+    mov rdi, r9
+    add rsi, qword ptr [rbx + 0xe08])");
+  // rep movs (a vm-ir `copy` per page) the same way: from 0x100 above rdi,
+  // so the faulting iteration's destination runs off the page after 16.
+  const std::string kRepMovsOffTheEnd = fault_loop("0x200180", R"(
+    mov rdx, rcx
+    mov r9, rdi
+    lea rsi, [rdi + 0x100]
+    add rdi, 0xe00
+    mov ecx, 32
+    rep movsq
+    mov rcx, rdx
+    mov rdi, r9
+    add rax, qword ptr [rbx + 0xe08])");
   const std::string kSlotOverwrite = slots("mov qword ptr [rsp + 8], rdx");
   const std::string kSlotPartial = slots("mov dword ptr [rsp + 12], ecx");
   const std::string kSlotsDisjoint = slots("mov qword ptr [rsp + 32], rdx");
   for (const std::string& text : {kLoadAfterStores, kStoreToCode, std::string(kLoadsOffTheEnd), kSlotOverwrite,
                                   kSlotPartial, kSlotsDisjoint, kSpanAcrossBlocks, kSpanAcrossRspChange, kDeadLoad,
                                   kNoopStoreToCode,
-                                  kRegistersAcrossEdges, kFlagReadAfterSync, std::string(kPastTheEnd)}) {
+                                  kRegistersAcrossEdges, kFlagReadAfterSync, std::string(kPastTheEnd),
+                                  kRepStosOffTheEnd, kRepMovsOffTheEnd}) {
     expect_interpreter_fault(text, [&](const Outcome& got) {
       // Its region syncs after the store in `next` (the span it continues
       // read the slot in `loop`), so the restart begins in the faulting
@@ -468,6 +494,12 @@ TEST_CASE("restartable code (direct and softmmu): a guest fault in compiled code
       // entered, thousands of blocks back (where, in this program, the
       // final state still happened to agree).
       if (text == kSpanAcrossBlocks || text == kSpanAcrossRspChange) CHECK(got.stats.restart_blocks <= 2);
+      if (text == kRepStosOffTheEnd || text == kRepMovsOffTheEnd) {  // as x86 defines an interrupted rep
+        CHECK(got.state.gpr[1] == 16);
+        CHECK(got.state.gpr[7] == 0x201000);
+        CHECK(got.exit.fault_addr == core::GuestAddr(0x201000));
+        if (text == kRepMovsOffTheEnd) CHECK(got.state.gpr[6] == 0x200300);
+      }
     });
   }
 }

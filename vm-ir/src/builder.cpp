@@ -68,6 +68,16 @@ Value IRBuilder::load_ext(Type t, Value addr, Ext ext, uint32_t mem_bits) {
   return append(op);
 }
 
+Value IRBuilder::fill(Value addr, Value v, Value count) {
+  return append(make(Opcode::Fill, Type::I64, {addr, v, count}));
+}
+
+Value IRBuilder::copy(Value dst, Value src, Value count, uint32_t bits) {
+  Op op = make(Opcode::Copy, Type::I64, {dst, src, count});
+  op.aux = bits;
+  return append(op);
+}
+
 void IRBuilder::store(Value addr, Value v) { append(make(Opcode::Store, Type::Void, {addr, v})); }
 
 void IRBuilder::insn_start(GuestAddr pc) {

@@ -537,7 +537,7 @@ bool touches_state_or_memory(Opcode opc) {
   switch (opc) {
     case Opcode::GetReg: case Opcode::SetReg: case Opcode::Load: case Opcode::Store: case Opcode::InsnStart:
     case Opcode::AtomicCmpxchg: case Opcode::AtomicRmw: case Opcode::Fence: case Opcode::CallHelper:
-    case Opcode::TrapIf: case Opcode::ExitIf:
+    case Opcode::TrapIf: case Opcode::ExitIf: case Opcode::Fill: case Opcode::Copy:
       return true;
     default: return false;
   }
@@ -651,6 +651,32 @@ ExecResult Interpreter::run(const IRBlock& block, core::X86State& state) {
         if (auto r = memory_->write(core::GuestAddr(values_[op.args[0]].lo), std::span<const uint8_t>(buf, n)); !r)
           return fault(r.error(), core::Access::Write);
         continue;
+      }
+      case Opcode::Fill: {
+        uint8_t buf[16];
+        uint32_t n = type_bytes(types[op.args[1]]);
+        val_to_bytes(values_[op.args[1]], buf, n);
+        uint64_t addr = values_[op.args[0]].lo;
+        uint64_t count = fill_elements(addr, n, values_[op.args[2]].lo);
+        for (uint64_t i = 0; i < count; ++i)
+          if (auto r = memory_->write(core::GuestAddr(addr + i * n), std::span<const uint8_t>(buf, n)); !r)
+            return fault(r.error(), core::Access::Write);
+        out.lo = count;
+        break;
+      }
+      case Opcode::Copy: {
+        uint8_t buf[8];
+        uint32_t n = op.aux / 8;
+        uint64_t dst = values_[op.args[0]].lo, src = values_[op.args[1]].lo;
+        uint64_t count = copy_elements(dst, src, n, values_[op.args[2]].lo);
+        for (uint64_t i = 0; i < count; ++i) {
+          if (auto r = memory_->read(core::GuestAddr(src + i * n), std::span<uint8_t>(buf, n)); !r)
+            return fault(r.error(), core::Access::Read);
+          if (auto r = memory_->write(core::GuestAddr(dst + i * n), std::span<const uint8_t>(buf, n)); !r)
+            return fault(r.error(), core::Access::Write);
+        }
+        out.lo = count;
+        break;
       }
       case Opcode::AtomicCmpxchg:
       case Opcode::AtomicRmw: {

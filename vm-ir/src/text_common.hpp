@@ -58,7 +58,8 @@ inline FieldUse field_use(Opcode op) {
     case Opcode::VExtract:
     case Opcode::VInsert:
     case Opcode::CallHelper:
-    case Opcode::TrapIf: return {true, false, false};
+    case Opcode::TrapIf:
+    case Opcode::Copy: return {true, false, false};
     case Opcode::InsnStart:
     case Opcode::ExitIf: return {false, true, false};
     case Opcode::VShuffle: return {false, true, true};

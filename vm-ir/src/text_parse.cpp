@@ -382,6 +382,11 @@ private:
         if (!parse_dec(UINT32_MAX, v, "a lane index")) return false;
         op.aux = static_cast<uint32_t>(v);
         return true;
+      case Opcode::Copy:
+        if (!values(3) || !expect_punct(',')) return false;
+        if (!parse_dec(UINT32_MAX, v, "the element width in bits")) return false;
+        op.aux = static_cast<uint32_t>(v);
+        return true;
       case Opcode::VShuffle: return values(2) && expect_punct(',') && parse_shuffle_mask(op);
       case Opcode::CallHelper: return parse_helper_call(op);
       case Opcode::TrapIf: {

@@ -176,6 +176,10 @@ std::string format_op(const Op& op) {
       args(1);
       w.put(", {:#x}", op.imm);
       break;
+    case Opcode::Copy:
+      args(3);
+      w.put(", {}", op.aux);
+      break;
     case Opcode::VExtract:
       args(1);
       w.put(", {}", op.aux);

@@ -85,7 +85,7 @@ private:
     // Unused immediate fields must be zero so the text form is exact.
     bool uses_aux = op.opcode == Opcode::GetReg || op.opcode == Opcode::SetReg || op.opcode == Opcode::Load ||
                     op.opcode == Opcode::VExtract || op.opcode == Opcode::VInsert || op.opcode == Opcode::CallHelper ||
-                    op.opcode == Opcode::TrapIf;
+                    op.opcode == Opcode::TrapIf || op.opcode == Opcode::Copy;
     bool uses_imm = op.opcode == Opcode::Const || op.opcode == Opcode::GetReg || op.opcode == Opcode::SetReg ||
                     op.opcode == Opcode::InsnStart || op.opcode == Opcode::VShuffle || op.opcode == Opcode::ExitIf;
     bool uses_imm_hi = op.opcode == Opcode::Const || op.opcode == Opcode::VShuffle;
@@ -250,6 +250,15 @@ private:
       case Opcode::AtomicCmpxchg:
         return need(A(0) == Type::I64 && is_int(op.type) && op.type != Type::I1 && same(op.type, {1, 2}),
                     "atomic_cmpxchg takes an i64 address and two integers of the result type");
+      case Opcode::Fill:
+        return need(op.type == Type::I64 && A(0) == Type::I64 && A(2) == Type::I64 &&
+                        (A(1) == Type::I8 || A(1) == Type::I16 || A(1) == Type::I32 || A(1) == Type::I64),
+                    "fill takes an i64 address, an i8..i64 value and an i64 count, and returns i64");
+      case Opcode::Copy:
+        return need(op.type == Type::I64 && same(Type::I64, {0, 1, 2}) &&
+                        (op.aux == 8 || op.aux == 16 || op.aux == 32 || op.aux == 64),
+                    "copy takes i64 destination, source and count, an element width of 8, 16, 32 or 64 bits, and "
+                    "returns i64");
       case Opcode::AtomicRmw:
         return need(A(0) == Type::I64 && is_int(op.type) && op.type != Type::I1 && op.type != Type::I128 && A(1) == op.type,
                     "atomic_rmw takes an i64 address and an integer (i8..i64) of the result type");

@@ -594,6 +594,137 @@ TEST_CASE("registers: sub-register reads and writes touch exactly their bytes") 
   CHECK(r.result.kind == TermKind::Jump);
 }
 
+TEST_CASE("fill: stores up to the end of the page, at least one element, faults at the first") {
+  vm::core::RegionMemory mem;
+  REQUIRE(mem.add_region(GuestAddr(0x1000), 0x3000, vm::core::kPermRW));
+  REQUIRE(mem.add_region(GuestAddr(0x4000), 0x1000, vm::core::kPermRead));
+  auto byte_at = [&](uint64_t a) {
+    uint8_t v = 0xee;
+    REQUIRE(mem.read(GuestAddr(a), std::span<uint8_t>(&v, 1)));
+    return v;
+  };
+  IRBlock blk;
+  IRBuilder ir(blk);
+  ir.insn_start(GuestAddr(0x400000));
+  // 5 words of 0xabcd from 0x1100: all of them fit in the page.
+  ir.set_reg(X86Reg::Rax, ir.fill(ir.i64(0x1100), ir.i16(0xabcd), ir.i64(5)));
+  // 100 qwords from 0x1fe0: only 4 end on the page (0x1fe0..0x2000).
+  ir.set_reg(X86Reg::Rbx, ir.fill(ir.i64(0x1fe0), ir.i64(0x0102030405060708), ir.i64(100)));
+  // A dword straddling 0x3000 does not fit; it is stored alone.
+  ir.set_reg(X86Reg::Rcx, ir.fill(ir.i64(0x2ffe), ir.i32(0x11223344), ir.i64(9)));
+  // A zero count stores nothing, even where a store would fault.
+  ir.set_reg(X86Reg::Rdx, ir.fill(ir.i64(0x4000), ir.i8(1), ir.i64(0)));
+  // A count that ends exactly at the page end (the next page is read-only).
+  ir.set_reg(X86Reg::Rsi, ir.fill(ir.i64(0x3ffd), ir.i8(0x5a), ir.i64(3)));
+  ir.insn_start(GuestAddr(0x400010));
+  ir.set_reg(X86Reg::Rdi, ir.fill(ir.i64(0x4010), ir.i8(7), ir.i64(4)));  // read-only page: faults
+  ir.set_reg(X86Reg::R8, ir.i64(1));  // never reached
+  ir.jump(GuestAddr(0));
+  Run r = run_block(blk, {}, &mem);
+  CHECK(r.state.gpr[0] == 5);
+  CHECK(byte_at(0x10ff) == 0);
+  for (uint64_t a = 0x1100; a < 0x110a; a += 2) CHECK((byte_at(a) | byte_at(a + 1) << 8) == 0xabcd);
+  CHECK(byte_at(0x110a) == 0);
+  CHECK(r.state.gpr[3] == 4);
+  CHECK(byte_at(0x1fe0) == 0x08);
+  CHECK(byte_at(0x1ff8) == 0x08);
+  CHECK(byte_at(0x1fff) == 0x01);
+  CHECK(byte_at(0x2000) == 0);
+  CHECK(r.state.gpr[1] == 1);
+  CHECK(byte_at(0x2ffe) == 0x44);
+  CHECK(byte_at(0x2fff) == 0x33);
+  CHECK(byte_at(0x3000) == 0x22);
+  CHECK(byte_at(0x3001) == 0x11);
+  CHECK(byte_at(0x3002) == 0);
+  CHECK(r.state.gpr[2] == 0);
+  CHECK(r.state.gpr[6] == 3);
+  CHECK(byte_at(0x3ffd) == 0x5a);
+  CHECK(byte_at(0x3fff) == 0x5a);
+  CHECK(r.result.kind == TermKind::Trap);
+  CHECK(r.result.trap == TrapReason::MemoryFault);
+  CHECK(r.result.pc == GuestAddr(0x400010));
+  CHECK(r.result.fault_addr == GuestAddr(0x4010));
+  CHECK(byte_at(0x4010) == 0);
+  CHECK(r.result.fault_access == vm::core::Access::Write);
+  CHECK(r.state.gpr[7] == 0);
+  CHECK(r.state.gpr[8] == 0);
+}
+
+TEST_CASE("copy: element by element upwards, limited by both pages, faults at the first") {
+  vm::core::RegionMemory mem;
+  REQUIRE(mem.add_region(GuestAddr(0x1000), 0x3000, vm::core::kPermRW));
+  std::vector<uint8_t> read_only(0x1000, 0);
+  read_only[0] = 0x42;
+  REQUIRE(mem.add_region(GuestAddr(0x4000), read_only, vm::core::kPermRead));
+  auto byte_at = [&](uint64_t a) {
+    uint8_t v = 0xee;
+    REQUIRE(mem.read(GuestAddr(a), std::span<uint8_t>(&v, 1)));
+    return v;
+  };
+  auto put = [&](uint64_t a, std::initializer_list<uint8_t> bytes) {
+    std::vector<uint8_t> v(bytes);
+    REQUIRE(mem.write(GuestAddr(a), v));
+  };
+  put(0x1100, {1, 2, 3, 4, 5, 6, 7, 8});
+  put(0x1200, {1, 2, 3, 4, 5, 6, 7, 8});
+  put(0x1ff8, {9, 9, 9, 9, 9, 9, 9, 9});
+  IRBlock blk;
+  IRBuilder ir(blk);
+  ir.insn_start(GuestAddr(0x400000));
+  // One byte up: each element reads the byte the one before it wrote, so the
+  // first byte repeats (what rep movsb does; memmove would shift instead).
+  ir.set_reg(X86Reg::Rax, ir.copy(ir.i64(0x1101), ir.i64(0x1100), ir.i64(5), 8));
+  // Down by two bytes in words: the bytes move down, none repeats.
+  ir.set_reg(X86Reg::Rbx, ir.copy(ir.i64(0x11fe), ir.i64(0x1200), ir.i64(4), 16));
+  // A qword source at 0x1ff8: one element fits its page, so one moves.
+  ir.set_reg(X86Reg::Rcx, ir.copy(ir.i64(0x2100), ir.i64(0x1ff8), ir.i64(4), 64));
+  // A destination 16 bytes before its page end: two qwords.
+  ir.set_reg(X86Reg::Rdx, ir.copy(ir.i64(0x2ff0), ir.i64(0x1100), ir.i64(10), 64));
+  // A zero count touches nothing, even unmapped memory.
+  ir.set_reg(X86Reg::Rsi, ir.copy(ir.i64(0x9000), ir.i64(0x9000), ir.i64(0), 32));
+  ir.insn_start(GuestAddr(0x400010));
+  ir.set_reg(X86Reg::Rdi, ir.copy(ir.i64(0x4000), ir.i64(0x1100), ir.i64(3), 8));  // read-only destination
+  ir.set_reg(X86Reg::R8, ir.i64(1));  // never reached
+  ir.jump(GuestAddr(0));
+  Run r = run_block(blk, {}, &mem);
+  CHECK(r.state.gpr[0] == 5);
+  for (uint64_t a = 0x1100; a < 0x1106; ++a) CHECK(byte_at(a) == 1);
+  CHECK(byte_at(0x1106) == 7);
+  CHECK(r.state.gpr[3] == 4);
+  for (uint64_t i = 0; i < 8; ++i) CHECK(byte_at(0x11fe + i) == i + 1);
+  CHECK(r.state.gpr[1] == 1);
+  CHECK(byte_at(0x2100) == 9);
+  CHECK(byte_at(0x2107) == 9);
+  CHECK(byte_at(0x2108) == 0);
+  CHECK(r.state.gpr[2] == 2);
+  CHECK(byte_at(0x2ff0) == 1);  // the source as the first copy left it
+  CHECK(byte_at(0x2ff5) == 1);
+  CHECK(byte_at(0x2ff6) == 7);
+  CHECK(byte_at(0x2ff7) == 8);
+  CHECK(byte_at(0x2ff8) == 0);
+  CHECK(r.state.gpr[6] == 0);
+  CHECK(r.result.kind == TermKind::Trap);
+  CHECK(r.result.trap == TrapReason::MemoryFault);
+  CHECK(r.result.pc == GuestAddr(0x400010));
+  CHECK(r.result.fault_addr == GuestAddr(0x4000));
+  CHECK(r.result.fault_access == vm::core::Access::Write);
+  CHECK(byte_at(0x4000) == 0x42);
+  CHECK(r.state.gpr[7] == 0);
+  CHECK(r.state.gpr[8] == 0);
+
+  // An unreadable source faults as a read, before anything is written.
+  IRBlock rd;
+  IRBuilder b2(rd);
+  b2.insn_start(GuestAddr(0x500000));
+  b2.copy(b2.i64(0x1300), b2.i64(0x8000), b2.i64(2), 32);
+  b2.jump(GuestAddr(0));
+  Run r2 = run_block(rd, {}, &mem);
+  CHECK(r2.result.trap == TrapReason::MemoryFault);
+  CHECK(r2.result.fault_access == vm::core::Access::Read);
+  CHECK(r2.result.fault_addr == GuestAddr(0x8000));
+  CHECK(byte_at(0x1300) == 0);
+}
+
 TEST_CASE("memory: loads with extension, stores, atomics and precise faults") {
   vm::core::RegionMemory mem;
   REQUIRE(mem.add_region(GuestAddr(0x1000), 0x1000, vm::core::kPermRW));

@@ -73,6 +73,7 @@ private:
     switch (opc) {
       case Opcode::Load: case Opcode::Store: case Opcode::AtomicCmpxchg: case Opcode::AtomicRmw: case Opcode::Fence:
         return opts_.memory;
+      case Opcode::Fill: case Opcode::Copy: return opts_.memory && opts_.bulk;
       case Opcode::CallHelper: return opts_.helpers;
       case Opcode::TrapIf: case Opcode::ExitIf: return opts_.conditional_exits;
       case Opcode::DivU: case Opcode::DivS: case Opcode::RemU: case Opcode::RemS: return opts_.division;
@@ -425,6 +426,25 @@ private:
         return;
       }
       case Opcode::Fence: b_.fence(); return;
+      case Opcode::Fill: {
+        // Mostly short runs; sometimes a random count, which the page end limits.
+        Type t = pick({Type::I8, Type::I16, Type::I32, Type::I64});
+        Value a = address();
+        Value n = chance(75) ? remember(b_.i64(range(0, 40))) : get(Type::I64);
+        remember(b_.fill(a, get(t), n));
+        return;
+      }
+      case Opcode::Copy: {
+        // Source and destination in the same window: they often overlap,
+        // and some sources are 1..15 bytes below the destination (each
+        // element then reads bytes the ones before it wrote).
+        uint32_t bits = pick({8u, 16u, 32u, 64u});
+        Value d = address();
+        Value s = chance(30) ? remember(b_.sub(d, remember(b_.i64(range(1, 15))))) : address();
+        Value n = chance(75) ? remember(b_.i64(range(0, 40))) : get(Type::I64);
+        remember(b_.copy(d, s, n, bits));
+        return;
+      }
       case Opcode::TrapIf: {
         // Every reason but memory_fault, which only a faulting access produces.
         auto reason = static_cast<TrapReason>(range(0, static_cast<uint64_t>(TrapReason::GeneralProtection)));

@@ -22,6 +22,7 @@ struct RandomBlockOptions {
   // and address computations they need, so it is usually 2-3x longer.
   uint32_t size = 24;
   bool memory = true;            // load, store, atomic_cmpxchg, atomic_rmw, fence
+  bool bulk = true;              // fill and copy (with memory; up to the end of a page)
   bool helpers = true;           // call_helper
   bool division = true;          // divu, divs, remu, rems
   bool division_traps = true;    // false: divisors are positive and non-zero, so division never traps

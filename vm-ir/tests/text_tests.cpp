@@ -124,6 +124,8 @@ constexpr std::string_view kEveryOpcode = R"(block 0x401000 len 32 {
   %91:i64 = call_helper xgetbv, %0
   trap_if %7, general_protection
   exit_if %7, 0x401010
+  %92:i64 = fill %0, %50, %2
+  %93:i64 = copy %0, %2, %2, 16
   jump 0x401020
 }
 )";

@@ -185,13 +185,19 @@ public:
         return fmt::format("{} {}, {}", u(2) ? "bsf" : "bsr", reg(w), rm(w));
       }
       case 17: {
-        // String ops on the data region, with a small count and either direction.
+        // String ops on the data region, with a small count and either
+        // direction; a third of them with a count of up to 600 from near the
+        // end of the first page, so that rep stos crosses into the second
+        // page (a `fill` per page) and sometimes runs off the data region
+        // (a fault with the count and rdi of the elements done).
         static const std::vector<std::string> kStr = {"movs", "stos", "lods", "cmps", "scas"};
         const std::string& op = pick(kStr);
         const char* sfx = w == 8 ? "b" : w == 16 ? "w" : w == 32 ? "d" : "q";
         const char* rep = (op == "cmps" || op == "scas") ? (u(2) ? "repe " : "repne ") : "rep ";
+        bool long_run = u(3) == 0;
         std::string pre = fmt::format("lea rsi, [r15 + {:#x}]; lea rdi, [r15 + {:#x}]; mov ecx, {}; {}", 0x400 + u(0x100),
-                                      0xa00 + u(0x100), u(6), u(2) ? "std" : "cld");
+                                      (long_run ? 0xf00 : 0xa00) + u(0x100), long_run ? u(600) : u(6),
+                                      u(2) ? "std" : "cld");
         return fmt::format("{}; {}{}{}; cld", pre, u(3) == 0 ? "" : rep, op, sfx);
       }
       case 18: {
@@ -390,6 +396,16 @@ std::optional<uint32_t> undefined_flags(const std::vector<uint8_t>& code) {
   return undef;
 }
 
+// The flags undefined where a run of `code` trapped at `pc`: those the
+// instructions before it left undefined (the instruction that trapped
+// changed nothing), so a flag that a later instruction would have defined
+// is not compared.
+[[maybe_unused]] uint32_t undefined_flags_at(const std::vector<uint8_t>& code, uint64_t pc, uint32_t at_end) {
+  if (pc < kCodeBase || pc - kCodeBase > code.size()) return at_end;
+  auto before = undefined_flags(std::vector<uint8_t>(code.begin(), code.begin() + static_cast<ptrdiff_t>(pc - kCodeBase)));
+  return before ? *before : at_end;
+}
+
 // Where Unicorn disagrees, the hardware decides: run the same bytes natively
 // from the same state. Unicorn follows QEMU, which differs from the CPU in
 // a few places (NaN selection when both operands are NaN, popcnt, the
@@ -436,7 +452,7 @@ TEST_CASE("differential: random integer sequences match Unicorn") {
                          o2.completed, o2.pc, o2.what);
     } else {
       if (!o1.completed) ++traps;
-      diff = compare(ours, oracle, *undef, false);
+      diff = compare(ours, oracle, o1.completed ? *undef : undefined_flags_at(*code, o1.pc, *undef), false);
     }
     if (!diff.empty() && o1.completed && native_agrees(*code, init, ours, *undef, false)) {
       ++native_confirmed;

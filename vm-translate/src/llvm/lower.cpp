@@ -407,6 +407,11 @@ void Lowerer::barrier() {
 
 void Lowerer::emit_sync(Value* rip, bool consume, uint64_t skip) {
   consume_loads(consume);
+  // A later get_reg rip of this block reads the state's rip as it was on
+  // entry (the interpreter's answer), not the one stored here: load it
+  // before the store (LLVM drops the load when nothing reads it). Regions
+  // keep rip in a slot.
+  if (!region_) get_full(core::X86Reg::Rip);
   barrier();
   for (size_t i = 0; i < unsynced_.size(); ++i) {
     if (!unsynced_[i] || (skip >> i & 1)) continue;
@@ -461,7 +466,7 @@ void Lowerer::compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
             break;
           case Opcode::SetReg: s[op.aux] = true; break;
           case Opcode::CallHelper: s = RegSet{}; pending = true; break;
-          case Opcode::Store: pending = pending || store_syncs[k]; break;
+          case Opcode::Store: case Opcode::Fill: case Opcode::Copy: pending = pending || store_syncs[k]; break;
           case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: pending = true; break;
           case Opcode::ExitIf: edge(op.imm); break;
           default: break;

@@ -32,12 +32,16 @@ Value* Lowerer::direct_addr(Value* addr) {
 }
 
 std::pair<Value*, Value*> Lowerer::tlb_lookup(Value* addr, uint32_t size, size_t comparator_off, bool also_read) {
+  return tlb_lookup_span(addr, c64(size - 1), comparator_off, also_read);
+}
+
+std::pair<Value*, Value*> Lowerer::tlb_lookup_span(Value* addr, Value* last_off, size_t comparator_off, bool also_read) {
   Value* index_mask = tlb_load(i64_, tlb_, core::kTlbFastIndexMaskOffset);
   Value* table = tlb_load(ptr_, tlb_, core::kTlbFastTableOffset);
   Value* tag = tlb_load(i64_, tlb_, core::kTlbFastTagOffset);
   Value* idx = b_.CreateAnd(b_.CreateLShr(addr, core::kTlbIndexShift), index_mask);
   Value* entry = b_.CreateGEP(i8_, table, idx);
-  Value* last = b_.CreateAdd(addr, c64(size - 1));
+  Value* last = b_.CreateAdd(addr, last_off);
   Value* want = b_.CreateOr(b_.CreateAnd(last, c64(core::kTlbPageMask)), tag);
   Value* have = tlb_load(i64_, entry, comparator_off);
   Value* hit = b_.CreateICmpEQ(have, want, "tlb_hit");
@@ -149,6 +153,195 @@ Value* Lowerer::emit_atomic(const ir::Op& op, Value* addr) {
   fault_exit(st, "at_fault");
   Value* sv = b_.CreateAlignedLoad(ty(op.type), slow_buf_, llvm::Align(1));
   return paths.join_values(b_, fv, sv);
+}
+
+Value* Lowerer::emit_fill(Value* addr, Value* v, Value* count) {
+  const uint32_t size = v->getType()->getIntegerBitWidth() / 8;
+  const uint32_t shift = static_cast<uint32_t>(std::countr_zero(size));
+  // ir::fill_elements: min(count, max(1, elements up to the page end)).
+  Value* n = b_.CreateBinaryIntrinsic(llvm::Intrinsic::umin, count, page_room(addr, size), nullptr, "fill_n");
+  auto* body = llvm::BasicBlock::Create(ctx_, "fill", fn_);
+  auto* done = llvm::BasicBlock::Create(ctx_, "fill_done", fn_);
+  b_.CreateCondBr(b_.CreateICmpEQ(n, c64(0)), done, body, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+  b_.SetInsertPoint(body);
+  Value* bytes = b_.CreateShl(n, shift);
+  if (opts_.memory == MemoryStrategy::Direct) {
+    fill_host(direct_addr(addr), v, bytes);
+  } else {
+    auto [hit, host] = tlb_lookup_span(addr, b_.CreateSub(bytes, c64(1)), core::kTlbEntryWriteOffset, false);
+    TlbPaths paths = branch_on_hit(hit, "fill");
+    fill_host(host, v, bytes);
+    paths.enter_slow(b_);
+    // Element by element, each through its own check and slow path, so a
+    // fault (only the first element can meet one) or a watched page is
+    // handled as for a store.
+    auto* loop = llvm::BasicBlock::Create(ctx_, "fill_each", fn_);
+    auto* pre = b_.GetInsertBlock();
+    b_.CreateBr(loop);
+    b_.SetInsertPoint(loop);
+    auto* i = b_.CreatePHI(i64_, 2, "fill_i");
+    i->addIncoming(c64(0), pre);
+    emit_store(b_.CreateAdd(addr, b_.CreateShl(i, shift)), v, size);
+    Value* next = b_.CreateAdd(i, c64(1));
+    i->addIncoming(next, b_.GetInsertBlock());
+    auto* after = llvm::BasicBlock::Create(ctx_, "fill_each_done", fn_);
+    b_.CreateCondBr(b_.CreateICmpULT(next, n), loop, after);
+    b_.SetInsertPoint(after);
+    paths.join_values(b_, nullptr, nullptr);
+  }
+  b_.CreateBr(done);
+  b_.SetInsertPoint(done);
+  return n;
+}
+
+Value* Lowerer::page_room(Value* addr, uint32_t size) {
+  const uint32_t shift = static_cast<uint32_t>(std::countr_zero(size));
+  Value* room = b_.CreateLShr(b_.CreateSub(c64(ir::kFillPageBytes), b_.CreateAnd(addr, c64(ir::kFillPageBytes - 1))), shift);
+  return b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, room, c64(1));
+}
+
+Value* Lowerer::emit_copy(Value* dst, Value* src, Value* count, uint32_t size) {
+  const uint32_t shift = static_cast<uint32_t>(std::countr_zero(size));
+  Value* room = b_.CreateBinaryIntrinsic(llvm::Intrinsic::umin, page_room(dst, size), page_room(src, size));
+  Value* n = b_.CreateBinaryIntrinsic(llvm::Intrinsic::umin, count, room, nullptr, "copy_n");
+  auto* body = llvm::BasicBlock::Create(ctx_, "copy", fn_);
+  auto* done = llvm::BasicBlock::Create(ctx_, "copy_done", fn_);
+  b_.CreateCondBr(b_.CreateICmpEQ(n, c64(0)), done, body, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+  b_.SetInsertPoint(body);
+  Value* bytes = b_.CreateShl(n, shift);
+  if (opts_.memory == MemoryStrategy::Direct) {
+    Value* hs = direct_addr(src);
+    copy_host(direct_addr(dst), hs, bytes, size);
+  } else {
+    Value* last = b_.CreateSub(bytes, c64(1));
+    auto [hit_src, hs] = tlb_lookup_span(src, last, core::kTlbEntryReadOffset, false);
+    auto [hit_dst, hd] = tlb_lookup_span(dst, last, core::kTlbEntryWriteOffset, false);
+    TlbPaths paths = branch_on_hit(b_.CreateAnd(hit_src, hit_dst), "copy");
+    copy_host(hd, hs, bytes, size);
+    paths.enter_slow(b_);
+    // Element by element through the ordinary paths: faults, watched and
+    // read-only pages as for single loads and stores.
+    auto* loop = llvm::BasicBlock::Create(ctx_, "copy_each", fn_);
+    auto* pre = b_.GetInsertBlock();
+    b_.CreateBr(loop);
+    b_.SetInsertPoint(loop);
+    auto* i = b_.CreatePHI(i64_, 2, "copy_i");
+    i->addIncoming(c64(0), pre);
+    Value* off = b_.CreateShl(i, shift);
+    Value* v = emit_load(b_.CreateAdd(src, off), b_.getIntNTy(size * 8), size);
+    emit_store(b_.CreateAdd(dst, off), v, size);
+    Value* next = b_.CreateAdd(i, c64(1));
+    i->addIncoming(next, b_.GetInsertBlock());
+    auto* after = llvm::BasicBlock::Create(ctx_, "copy_each_done", fn_);
+    b_.CreateCondBr(b_.CreateICmpULT(next, n), loop, after);
+    b_.SetInsertPoint(after);
+    paths.join_values(b_, nullptr, nullptr);
+  }
+  b_.CreateBr(done);
+  b_.SetInsertPoint(done);
+  return n;
+}
+
+void Lowerer::copy_host(Value* hd, Value* hs, Value* bytes, uint32_t size) {
+  const uint32_t shift = static_cast<uint32_t>(std::countr_zero(size));
+  llvm::Type* et = b_.getIntNTy(size * 8);
+  Value* gap = b_.CreateSub(b_.CreatePtrToInt(hd, i64_), b_.CreatePtrToInt(hs, i64_));
+  Value* near = b_.CreateICmpULT(b_.CreateSub(gap, c64(1)), c64(15));
+  auto* each = llvm::BasicBlock::Create(ctx_, "copy_near", fn_);
+  auto* wide = llvm::BasicBlock::Create(ctx_, "copy_wide", fn_);
+  auto* join = llvm::BasicBlock::Create(ctx_, "copy_host_done", fn_);
+  auto* start = b_.GetInsertBlock();
+  b_.CreateCondBr(near, each, wide, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+
+  b_.SetInsertPoint(each);
+  auto* k = b_.CreatePHI(i64_, 2, "copy_k");
+  k->addIncoming(c64(0), start);
+  Value* koff = b_.CreateShl(k, shift);
+  Value* ev = scoped(b_.CreateAlignedLoad(et, b_.CreateGEP(i8_, hs, koff), llvm::Align(1)), true);
+  scoped(b_.CreateAlignedStore(ev, b_.CreateGEP(i8_, hd, koff), llvm::Align(1)), true);
+  Value* knext = b_.CreateAdd(k, c64(1));
+  k->addIncoming(knext, each);
+  b_.CreateCondBr(b_.CreateICmpULT(knext, b_.CreateLShr(bytes, shift)), each, join);
+
+  b_.SetInsertPoint(wide);
+  auto* loop = llvm::BasicBlock::Create(ctx_, "copy16", fn_);
+  auto* tail = llvm::BasicBlock::Create(ctx_, "copy_tail", fn_);
+  Value* chunks = b_.CreateLShr(bytes, 4);
+  b_.CreateCondBr(b_.CreateICmpEQ(chunks, c64(0)), tail, loop);
+  b_.SetInsertPoint(loop);
+  auto* j = b_.CreatePHI(i64_, 2, "copy_j");
+  j->addIncoming(c64(0), wide);
+  Value* joff = b_.CreateShl(j, 4);
+  Value* chunk = scoped(b_.CreateAlignedLoad(v128_, b_.CreateGEP(i8_, hs, joff), llvm::Align(1)), true);
+  scoped(b_.CreateAlignedStore(chunk, b_.CreateGEP(i8_, hd, joff), llvm::Align(1)), true);
+  Value* jnext = b_.CreateAdd(j, c64(1));
+  j->addIncoming(jnext, loop);
+  b_.CreateCondBr(b_.CreateICmpULT(jnext, chunks), loop, tail);
+  b_.SetInsertPoint(tail);
+  Value* off = b_.CreateAnd(bytes, c64(~uint64_t{15}));
+  for (uint32_t w = 8; w >= size; w /= 2) {
+    auto* put = llvm::BasicBlock::Create(ctx_, "copy_piece", fn_);
+    auto* cont = llvm::BasicBlock::Create(ctx_, "copy_piece_done", fn_);
+    auto* from = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateICmpNE(b_.CreateAnd(bytes, c64(w)), c64(0)), put, cont);
+    b_.SetInsertPoint(put);
+    Value* piece = scoped(b_.CreateAlignedLoad(b_.getIntNTy(w * 8), b_.CreateGEP(i8_, hs, off), llvm::Align(1)), true);
+    scoped(b_.CreateAlignedStore(piece, b_.CreateGEP(i8_, hd, off), llvm::Align(1)), true);
+    Value* moved = b_.CreateAdd(off, c64(w));
+    b_.CreateBr(cont);
+    b_.SetInsertPoint(cont);
+    auto* phi = b_.CreatePHI(i64_, 2);
+    phi->addIncoming(off, from);
+    phi->addIncoming(moved, put);
+    off = phi;
+    if (w == 1) break;
+  }
+  b_.CreateBr(join);
+  b_.SetInsertPoint(join);
+}
+
+void Lowerer::fill_host(Value* host, Value* v, Value* bytes) {
+  const uint32_t size = v->getType()->getIntegerBitWidth() / 8;
+  // The value repeated over 64 bits, then over 128.
+  static constexpr uint64_t kRepeat[9] = {0, 0x0101010101010101ULL, 0x0001000100010001ULL, 0, 0x0000000100000001ULL,
+                                          0, 0, 0, 1};
+  Value* v64 = b_.CreateZExt(v, i64_);
+  if (size < 8) v64 = b_.CreateMul(v64, c64(kRepeat[size]));
+  Value* v128 = b_.CreateVectorSplat(2, v64);
+  auto* pre = b_.GetInsertBlock();
+  auto* loop = llvm::BasicBlock::Create(ctx_, "fill16", fn_);
+  auto* tail = llvm::BasicBlock::Create(ctx_, "fill_tail", fn_);
+  Value* chunks = b_.CreateLShr(bytes, 4);
+  b_.CreateCondBr(b_.CreateICmpEQ(chunks, c64(0)), tail, loop);
+  b_.SetInsertPoint(loop);
+  auto* j = b_.CreatePHI(i64_, 2, "fill_j");
+  j->addIncoming(c64(0), pre);
+  scoped(b_.CreateAlignedStore(v128, b_.CreateGEP(i8_, host, b_.CreateShl(j, 4)), llvm::Align(1)), true);
+  Value* next = b_.CreateAdd(j, c64(1));
+  j->addIncoming(next, loop);
+  b_.CreateCondBr(b_.CreateICmpULT(next, chunks), loop, tail);
+  b_.SetInsertPoint(tail);
+  // The last bytes % 16 (a multiple of the element size): 8, 4, 2 and 1
+  // bytes of the repeated value as their bits of the length say. Each
+  // piece starts at a multiple of its own size, so it holds whole elements.
+  Value* off = b_.CreateAnd(bytes, c64(~uint64_t{15}));
+  for (uint32_t w = 8; w >= size; w /= 2) {
+    auto* put = llvm::BasicBlock::Create(ctx_, "fill_piece", fn_);
+    auto* cont = llvm::BasicBlock::Create(ctx_, "fill_piece_done", fn_);
+    auto* from = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateICmpNE(b_.CreateAnd(bytes, c64(w)), c64(0)), put, cont);
+    b_.SetInsertPoint(put);
+    Value* piece = w == 8 ? v64 : b_.CreateTrunc(v64, b_.getIntNTy(w * 8));
+    scoped(b_.CreateAlignedStore(piece, b_.CreateGEP(i8_, host, off), llvm::Align(1)), true);
+    Value* moved = b_.CreateAdd(off, c64(w));
+    b_.CreateBr(cont);
+    b_.SetInsertPoint(cont);
+    auto* phi = b_.CreatePHI(i64_, 2);
+    phi->addIncoming(off, from);
+    phi->addIncoming(moved, put);
+    off = phi;
+    if (w == 1) break;
+  }
 }
 
 Value* Lowerer::atomic_on_host(const ir::Op& op, Value* host) {

@@ -115,6 +115,14 @@ core::Result<void> Lowerer::lower_op(const ir::Op& op, Value*& out) {
       emit_store(arg(op, 0), arg(op, 1), ir::type_bytes(arg_type(op, 1)));
       if (store_syncs_[cur_op_]) sync_pending_ = true;
       return {};
+    case Opcode::Fill:
+      out = emit_fill(arg(op, 0), arg(op, 1), arg(op, 2));
+      if (store_syncs_[cur_op_]) sync_pending_ = true;
+      return {};
+    case Opcode::Copy:
+      out = emit_copy(arg(op, 0), arg(op, 1), arg(op, 2), op.aux / 8);
+      if (store_syncs_[cur_op_]) sync_pending_ = true;
+      return {};
     case Opcode::AtomicCmpxchg:
     case Opcode::AtomicRmw:
       out = emit_atomic(op, arg(op, 0));

@@ -162,6 +162,21 @@ Value* Lowerer::float_binary(Opcode opc, Rounding rm, Value* a, Value* bv) {
     default: break;
   }
   ensure_rounding(rm);
+  // With the rounding mode unknown, LLVM still folds a constrained add or
+  // subtract of constants whose result is exact as if rounding to nearest,
+  // which makes x - x +0 where rounding down gives -0 (found by the random
+  // JIT tests: fsub.dyn of a constant and itself under MXCSR.RC = down).
+  // Passing one operand through a volatile stack slot keeps the host's
+  // subtraction (on every target; rare: real code does not subtract
+  // constants at run time).
+  if (strict_ && (opc == Opcode::FAdd || opc == Opcode::FSub) &&
+      b_.getDefaultConstrainedRounding() == llvm::RoundingMode::Dynamic &&
+      (a == bv || (llvm::isa<llvm::Constant>(a) && llvm::isa<llvm::Constant>(bv)))) {
+    llvm::IRBuilder<> eb(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+    llvm::AllocaInst* slot = eb.CreateAlloca(a->getType(), nullptr, "unfolded");
+    b_.CreateStore(a, slot, true);
+    a = b_.CreateLoad(a->getType(), slot, true);
+  }
   Value* r = nullptr;
   switch (opc) {
     case Opcode::FAdd: r = b_.CreateFAdd(a, bv); break;

@@ -342,6 +342,8 @@ private:
   // pointer valid when it holds. `comparator_off` picks read or write.
   // `also_read`: the read comparator must match too (a group of loads and stores).
   std::pair<Value*, Value*> tlb_lookup(Value* addr, uint32_t size, size_t comparator_off, bool also_read = false);
+  // The same for the bytes [addr, addr + last]; `last` (i64) may be a run-time value.
+  std::pair<Value*, Value*> tlb_lookup_span(Value* addr, Value* last, size_t comparator_off, bool also_read);
 
   // Calls a slow path with the default rounding mode installed.
   Value* call_slow(size_t field, llvm::FunctionType* fty, llvm::ArrayRef<Value*> args);
@@ -395,6 +397,30 @@ private:
   void emit_store(Value* addr, Value* v, uint32_t bytes);
 
   Value* emit_atomic(const ir::Op& op, Value* addr);
+  // vm-ir `fill`: returns the number of elements stored (ir::fill_elements).
+  // Two or more elements lie in one page, so they are stored through one
+  // host pointer (direct: one masked address; softmmu: one TLB check for the
+  // whole span) with 16-byte stores of the repeated value and a tail; a
+  // softmmu miss stores element by element through the ordinary store path.
+  Value* emit_fill(Value* addr, Value* v, Value* count);
+  // Stores `bytes` (a multiple of v's size) of v repeated at host pointer `host`.
+  void fill_host(Value* host, Value* v, Value* bytes);
+  // vm-ir `copy` of `size`-byte elements: returns the number moved
+  // (ir::copy_elements). Both runs lie in one page each when two or more
+  // elements move, so one host pointer each (softmmu: a read check for the
+  // source span and a write check for the destination span) serves them;
+  // any miss moves element by element through the ordinary load and store
+  // paths.
+  Value* emit_copy(Value* dst, Value* src, Value* count, uint32_t size);
+  // Moves `bytes` from host `hs` up to host `hd` with the result of moving
+  // `size`-byte elements one by one: 16 bytes at a time and then 8-, 4-, 2-
+  // and 1-byte pieces, unless the destination is 1..15 bytes above the
+  // source (a 16-byte load would miss bytes that elements before it store),
+  // where it goes element by element.
+  void copy_host(Value* hd, Value* hs, Value* bytes, uint32_t size);
+  // ir::fill_elements' limit for a run of `size`-byte elements at addr: the
+  // elements that end on its page, at least one.
+  Value* page_room(Value* addr, uint32_t size);
 
   // Aligned accesses are real atomics; a misaligned one (legal on x86, a bus
   // error on other hosts) is done as a plain read-modify-write.

@@ -19,6 +19,7 @@ std::vector<bool> insns_reading_memory(const ir::IRBlock& blk) {
     switch (blk.ops[i].opcode) {
       case Opcode::InsnStart: marker = i; have_marker = true; break;
       case Opcode::Load: case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: case Opcode::CallHelper:
+      case Opcode::Copy:
         if (have_marker) reads[marker] = true;
         break;
       default: break;
@@ -98,6 +99,12 @@ std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
           out[k] = pending = true;
         break;
       }
+      case Opcode::Fill:  // up to a page from its address: may overwrite any load of the span
+        if (unknown || !loads.empty()) out[k] = pending = true;
+        break;
+      case Opcode::Copy:  // reads and writes up to a page each, its own reads included
+        out[k] = pending = unknown = true;
+        break;
       case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: case Opcode::CallHelper:
         pending = unknown = true;
         break;

@@ -251,6 +251,12 @@ void Lifter::finish() {
   pending_.clear();
 }
 
+void Lifter::next_iteration() {
+  finish();
+  for (auto& a : addr_cache_) a = Value{};
+  b.insn_start(core::GuestAddr(in.pc));
+}
+
 // ------------------------------------------------------------ flag helpers ----
 
 void set_szp(Lifter& l, Value r) {

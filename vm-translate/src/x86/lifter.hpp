@@ -131,6 +131,13 @@ public:
 
   // Emits the queued register writes. Called once per instruction, after the handler.
   void finish();
+  // Ends one step of a rep-prefixed instruction that the block continues
+  // with another (rep stos: a page through `fill`, then one ordinary
+  // iteration): emits the queued writes, forgets the cached addresses (they
+  // depend on the registers just written) and opens the next step with a
+  // marker at the same pc, where the instruction may be interrupted as
+  // between any two of its iterations.
+  void next_iteration();
 
 private:
   struct PendingWrite {

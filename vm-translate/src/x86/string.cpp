@@ -8,6 +8,15 @@
 // With a zero count the instruction must do nothing at all (no access, no
 // fault): an exit_if on rcx == 0 leaves the block for the next instruction
 // before the first access.
+//
+// rep stos with 64-bit addressing first stores as many elements as fit in
+// the destination's page with one vm-ir `fill` (none when DF is set: fill
+// only ascends), then does one ordinary iteration, so a run of the block
+// covers a page instead of an element. rep movs likewise with `copy`, as
+// many elements as fit in both the source's and the destination's page.
+// The two parts are separate steps of the instruction (a marker at the
+// same pc between them), so the state between them is the one after that
+// many iterations, as x86 defines it.
 #include "x86/lifter.hpp"
 
 namespace vm::translate::x86 {
@@ -32,12 +41,6 @@ LiftStatus lift_string(Lifter& l, StringOp s) {
   bool repe = compares && (attrs & ZYDIS_ATTRIB_HAS_REPE) != 0;
   bool repne = compares && (attrs & ZYDIS_ATTRIB_HAS_REPNE) != 0;
 
-  Value rcx;
-  if (rep) {
-    rcx = l.gpr(1, at);
-    l.b.exit_if(l.is_zero(rcx), GuestAddr(l.next_pc()));
-  }
-
   // Zydis lists the memory operands: [rdi] (es, destination) and [rsi]
   // (ds or an override); address() applies segment base and address size.
   int di_op = -1, si_op = -1;
@@ -46,6 +49,33 @@ LiftStatus lift_string(Lifter& l, StringOp s) {
     ZydisRegister base = l.op(i).mem.base;
     if (base == ZYDIS_REGISTER_RDI || base == ZYDIS_REGISTER_EDI) di_op = i;
     if (base == ZYDIS_REGISTER_RSI || base == ZYDIS_REGISTER_ESI) si_op = i;
+  }
+
+  // rep stos and rep movs with 64-bit addresses: first a page's worth at
+  // once (nothing when DF is set), as one step of the instruction.
+  if (rep && at == Type::I64 && di_op >= 0 && (s.kind == kStos || (s.kind == kMovs && si_op >= 0))) {
+    Value before = l.gpr(1, at);
+    l.b.exit_if(l.is_zero(before), GuestAddr(l.next_pc()));
+    Value count = l.b.select(l.flag(X86Reg::Df), l.c(at, 0), before);
+    Value dst = l.address(di_op);
+    Value n;
+    if (s.kind == kStos) {
+      Value v = l.gpr(0, t);
+      n = l.b.fill(dst, v, count);
+    } else {
+      Value src = l.address(si_op);
+      n = l.b.copy(dst, src, count, s.bits);
+    }
+    Value moved = l.b.mul(n, l.c(at, s.bits / 8));
+    if (s.kind == kMovs) l.set_gpr(6, l.b.add(l.gpr(6, at), moved));
+    l.set_gpr(7, l.b.add(l.gpr(7, at), moved));
+    l.set_gpr(1, l.b.sub(before, n));
+    l.next_iteration();
+  }
+  Value rcx;
+  if (rep) {
+    rcx = l.gpr(1, at);
+    l.b.exit_if(l.is_zero(rcx), GuestAddr(l.next_pc()));
   }
   Value acc = l.gpr(0, t);
   Value src, dst_val;
@@ -115,13 +145,22 @@ LiftStatus lift_cmpsd(Lifter& l, int) {
   return lift_string(l, {kCmps, 32});
 }
 
+constexpr const char* kRepStos =
+    "rep (64-bit addresses: each run of the block stores the rest of the destination's page with one vm-ir "
+    "`fill` when DF is clear, then one element)";
+constexpr const char* kRepMovs =
+    "rep (64-bit addresses: each run of the block moves what fits in the source's and the destination's page "
+    "with one vm-ir `copy` when DF is clear, then one element)";
+
 #define STR(m, k, bits, forms) {ZYDIS_MNEMONIC_##m, InsnClass::String, lift<k, bits>, 0, forms}
 
 constexpr LiftEntry kEntries[] = {
-    STR(MOVSB, kMovs, 8, "rep"), STR(MOVSW, kMovs, 16, "rep"),
-    {ZYDIS_MNEMONIC_MOVSD, InsnClass::String, lift_movsd, 0, "rep (string form; the SSE2 form is listed under SSE)"},
-    STR(MOVSQ, kMovs, 64, "rep"),
-    STR(STOSB, kStos, 8, "rep"), STR(STOSW, kStos, 16, "rep"), STR(STOSD, kStos, 32, "rep"), STR(STOSQ, kStos, 64, "rep"),
+    STR(MOVSB, kMovs, 8, kRepMovs), STR(MOVSW, kMovs, 16, kRepMovs),
+    {ZYDIS_MNEMONIC_MOVSD, InsnClass::String, lift_movsd, 0,
+     "rep (string form, as movsb; the SSE2 form is listed under SSE)"},
+    STR(MOVSQ, kMovs, 64, kRepMovs),
+    STR(STOSB, kStos, 8, kRepStos), STR(STOSW, kStos, 16, kRepStos), STR(STOSD, kStos, 32, kRepStos),
+    STR(STOSQ, kStos, 64, kRepStos),
     STR(LODSB, kLods, 8, "rep"), STR(LODSW, kLods, 16, "rep"), STR(LODSD, kLods, 32, "rep"), STR(LODSQ, kLods, 64, "rep"),
     STR(CMPSB, kCmps, 8, "repe, repne"), STR(CMPSW, kCmps, 16, "repe, repne"),
     {ZYDIS_MNEMONIC_CMPSD, InsnClass::String, lift_cmpsd, 0, "repe, repne (string form; the SSE2 form is listed under SSE)"},

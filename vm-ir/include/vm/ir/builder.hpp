@@ -108,6 +108,11 @@ public:
   // Atomics return the old memory value.
   Value atomic_cmpxchg(Value addr, Value expected, Value desired);
   Value atomic_rmw(RmwOp op, Value addr, Value v);
+  // Stores v (i8..i64) fill_elements(addr, size, count) times from addr up; returns that number (i64).
+  Value fill(Value addr, Value v, Value count);
+  // Moves copy_elements(dst, src, bits / 8, count) elements of `bits` (8..64) bits from src up to dst up, one
+  // by one; returns that number (i64).
+  Value copy(Value dst, Value src, Value count, uint32_t bits);
   void fence();
 
   // Conditional leaves: when `cond` (i1) holds, trap at the current

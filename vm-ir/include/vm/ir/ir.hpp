@@ -95,6 +95,14 @@ enum class ModKind : uint8_t { None, Cmp, FCmp, Round, Ext, Rmw };
 // X(Enum, "text", operand count (-1 = 0..3), modifier kind, properties)
 // Properties: T = may trap (fault or defined trap), S = side effect (state,
 // memory, ordering), L = allowed lane-wise on v128, C = commutative.
+// fill (%n:i64 = fill addr, value, count) stores `value` (i8..i64) at
+// addr, addr + size, ... in ascending order, as many times as
+// fill_elements() says, and returns that number: at most `count`, and at
+// most one page's worth (docs/ir.md).
+// copy (%n:i64 = copy dst, src, count, bits) moves `bits`-wide elements
+// from src to dst, element by element in ascending order (each read after
+// the writes before it, as x86 rep movs does), copy_elements() of them, and
+// returns that number.
 // trap_if and exit_if are the only conditional ops: when their i1 operand
 // holds, trap_if traps at the current instruction (reason in aux) and exit_if
 // leaves the block for guest pc imm as Jump(imm) would; no later op runs.
@@ -176,7 +184,9 @@ enum class ModKind : uint8_t { None, Cmp, FCmp, Round, Ext, Rmw };
   X(Fence, "fence", 0, None, "S")                          \
   X(CallHelper, "call_helper", -1, None, "S")              \
   X(TrapIf, "trap_if", 1, None, "TS")                      \
-  X(ExitIf, "exit_if", 1, None, "S")
+  X(ExitIf, "exit_if", 1, None, "S")                       \
+  X(Fill, "fill", 3, None, "TS")                           \
+  X(Copy, "copy", 3, None, "TS")
 
 enum class Opcode : uint8_t {
 #define VM_IR_OP_ENUM(e, text, n, mod, props) e,
@@ -195,6 +205,25 @@ struct OpcodeInfo {
   bool commutative;
 };
 const OpcodeInfo& opcode_info(Opcode op);
+
+// The number of elements a `fill` of `count` elements of `size` bytes at
+// `addr` stores: none for a zero count, else `count` limited to the
+// elements that end on addr's 4 KiB page, but at least one (an element
+// that straddles the page end is stored alone, like a store). So two or
+// more elements always lie in one page, and a fault can only hit the first.
+constexpr uint64_t kFillPageBytes = 4096;
+constexpr uint64_t fill_elements(uint64_t addr, uint32_t size, uint64_t count) {
+  if (count == 0) return 0;
+  uint64_t room = (kFillPageBytes - (addr & (kFillPageBytes - 1))) / size;
+  if (room == 0) room = 1;
+  return count < room ? count : room;
+}
+// The number of elements a `copy` moves: as fill_elements, with both the
+// source and the destination run limited to their pages.
+constexpr uint64_t copy_elements(uint64_t dst, uint64_t src, uint32_t size, uint64_t count) {
+  uint64_t d = fill_elements(dst, size, count), s = fill_elements(src, size, count);
+  return d < s ? d : s;
+}
 std::optional<Opcode> parse_opcode(std::string_view name);
 inline constexpr uint32_t kNumOpcodes = 0
 #define VM_IR_OP_COUNT(e, text, n, mod, props) +1
