@@ -160,13 +160,13 @@ void differential(uint64_t seed, uint32_t count, Mode mode, const ir::testing::R
   }
 }
 
-// A random region of 2-6 random blocks: each block's jump, branch or
+// A random region of 2-8 random blocks: each block's jump, branch or
 // exit_if goes forward, to a later block of the region or out of it, so
 // every run ends.
 // Most blocks get such a terminator; the others keep their random one.
 std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::RandomBlockOptions& base_opts,
                                        bool indirect_exits = false) {
-  size_t n = 2 + rng() % 5;
+  size_t n = 2 + rng() % 7;
   std::vector<uint64_t> pcs;
   for (size_t i = 0; i < n; ++i) pcs.push_back(0x401000 + i * 0x100);
   const uint64_t outside = 0x480000;
@@ -191,6 +191,8 @@ std::vector<ir::IRBlock> random_region(std::mt19937_64& rng, const ir::testing::
                                                  ir::TermKind::Call};
         t.kind = kinds[rng() % 4];
         uint64_t target = forward().value();
+        // Outside pcs vary (a dispatch must tell each from every member).
+        if (target == outside && t.kind != ir::TermKind::Call) target += 0x40 * (rng() % 32);
         if (t.kind == ir::TermKind::Ret && !return_sites.empty() && rng() % 4 != 0) {
           auto later = std::find_if(return_sites.begin(), return_sites.end(), [&](uint64_t pc) { return pc > pcs[i]; });
           if (later != return_sites.end()) target = *later;
