@@ -175,23 +175,28 @@ Value* Lowerer::emit_fill(Value* addr, Value* v, Value* count) {
     // Element by element, each through its own check and slow path, so a
     // fault (only the first element can meet one) or a watched page is
     // handled as for a store.
-    auto* loop = llvm::BasicBlock::Create(ctx_, "fill_each", fn_);
-    auto* pre = b_.GetInsertBlock();
-    b_.CreateBr(loop);
-    b_.SetInsertPoint(loop);
-    auto* i = b_.CreatePHI(i64_, 2, "fill_i");
-    i->addIncoming(c64(0), pre);
-    emit_store(b_.CreateAdd(addr, b_.CreateShl(i, shift)), v, size);
-    Value* next = b_.CreateAdd(i, c64(1));
-    i->addIncoming(next, b_.GetInsertBlock());
-    auto* after = llvm::BasicBlock::Create(ctx_, "fill_each_done", fn_);
-    b_.CreateCondBr(b_.CreateICmpULT(next, n), loop, after);
-    b_.SetInsertPoint(after);
+    each_element(n, size, "fill_each", [&](Value* off) { emit_store(b_.CreateAdd(addr, off), v, size); });
     paths.join_values(b_, nullptr, nullptr);
   }
   b_.CreateBr(done);
   b_.SetInsertPoint(done);
   return n;
+}
+
+void Lowerer::each_element(Value* n, uint32_t size, const char* name, const std::function<void(Value* off)>& body) {
+  const uint32_t shift = static_cast<uint32_t>(std::countr_zero(size));
+  auto* loop = llvm::BasicBlock::Create(ctx_, name, fn_);
+  auto* pre = b_.GetInsertBlock();
+  b_.CreateBr(loop);
+  b_.SetInsertPoint(loop);
+  auto* i = b_.CreatePHI(i64_, 2);
+  i->addIncoming(c64(0), pre);
+  body(b_.CreateShl(i, shift));
+  Value* next = b_.CreateAdd(i, c64(1));
+  i->addIncoming(next, b_.GetInsertBlock());
+  auto* after = llvm::BasicBlock::Create(ctx_, std::string(name) + "_done", fn_);
+  b_.CreateCondBr(b_.CreateICmpULT(next, n), loop, after);
+  b_.SetInsertPoint(after);
 }
 
 Value* Lowerer::page_room(Value* addr, uint32_t size) {
@@ -221,20 +226,10 @@ Value* Lowerer::emit_copy(Value* dst, Value* src, Value* count, uint32_t size) {
     paths.enter_slow(b_);
     // Element by element through the ordinary paths: faults, watched and
     // read-only pages as for single loads and stores.
-    auto* loop = llvm::BasicBlock::Create(ctx_, "copy_each", fn_);
-    auto* pre = b_.GetInsertBlock();
-    b_.CreateBr(loop);
-    b_.SetInsertPoint(loop);
-    auto* i = b_.CreatePHI(i64_, 2, "copy_i");
-    i->addIncoming(c64(0), pre);
-    Value* off = b_.CreateShl(i, shift);
-    Value* v = emit_load(b_.CreateAdd(src, off), b_.getIntNTy(size * 8), size);
-    emit_store(b_.CreateAdd(dst, off), v, size);
-    Value* next = b_.CreateAdd(i, c64(1));
-    i->addIncoming(next, b_.GetInsertBlock());
-    auto* after = llvm::BasicBlock::Create(ctx_, "copy_each_done", fn_);
-    b_.CreateCondBr(b_.CreateICmpULT(next, n), loop, after);
-    b_.SetInsertPoint(after);
+    each_element(n, size, "copy_each", [&](Value* off) {
+      Value* v = emit_load(b_.CreateAdd(src, off), b_.getIntNTy(size * 8), size);
+      emit_store(b_.CreateAdd(dst, off), v, size);
+    });
     paths.join_values(b_, nullptr, nullptr);
   }
   b_.CreateBr(done);
@@ -250,52 +245,21 @@ void Lowerer::copy_host(Value* hd, Value* hs, Value* bytes, uint32_t size) {
   auto* each = llvm::BasicBlock::Create(ctx_, "copy_near", fn_);
   auto* wide = llvm::BasicBlock::Create(ctx_, "copy_wide", fn_);
   auto* join = llvm::BasicBlock::Create(ctx_, "copy_host_done", fn_);
-  auto* start = b_.GetInsertBlock();
   b_.CreateCondBr(near, each, wide, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
 
   b_.SetInsertPoint(each);
-  auto* k = b_.CreatePHI(i64_, 2, "copy_k");
-  k->addIncoming(c64(0), start);
-  Value* koff = b_.CreateShl(k, shift);
-  Value* ev = scoped(b_.CreateAlignedLoad(et, b_.CreateGEP(i8_, hs, koff), llvm::Align(1)), true);
-  scoped(b_.CreateAlignedStore(ev, b_.CreateGEP(i8_, hd, koff), llvm::Align(1)), true);
-  Value* knext = b_.CreateAdd(k, c64(1));
-  k->addIncoming(knext, each);
-  b_.CreateCondBr(b_.CreateICmpULT(knext, b_.CreateLShr(bytes, shift)), each, join);
+  each_element(b_.CreateLShr(bytes, shift), size, "copy_near_each", [&](Value* off) {
+    Value* ev = scoped(b_.CreateAlignedLoad(et, b_.CreateGEP(i8_, hs, off), llvm::Align(1)), true);
+    scoped(b_.CreateAlignedStore(ev, b_.CreateGEP(i8_, hd, off), llvm::Align(1)), true);
+  });
+  b_.CreateBr(join);
 
   b_.SetInsertPoint(wide);
-  auto* loop = llvm::BasicBlock::Create(ctx_, "copy16", fn_);
-  auto* tail = llvm::BasicBlock::Create(ctx_, "copy_tail", fn_);
-  Value* chunks = b_.CreateLShr(bytes, 4);
-  b_.CreateCondBr(b_.CreateICmpEQ(chunks, c64(0)), tail, loop);
-  b_.SetInsertPoint(loop);
-  auto* j = b_.CreatePHI(i64_, 2, "copy_j");
-  j->addIncoming(c64(0), wide);
-  Value* joff = b_.CreateShl(j, 4);
-  Value* chunk = scoped(b_.CreateAlignedLoad(v128_, b_.CreateGEP(i8_, hs, joff), llvm::Align(1)), true);
-  scoped(b_.CreateAlignedStore(chunk, b_.CreateGEP(i8_, hd, joff), llvm::Align(1)), true);
-  Value* jnext = b_.CreateAdd(j, c64(1));
-  j->addIncoming(jnext, loop);
-  b_.CreateCondBr(b_.CreateICmpULT(jnext, chunks), loop, tail);
-  b_.SetInsertPoint(tail);
-  Value* off = b_.CreateAnd(bytes, c64(~uint64_t{15}));
-  for (uint32_t w = 8; w >= size; w /= 2) {
-    auto* put = llvm::BasicBlock::Create(ctx_, "copy_piece", fn_);
-    auto* cont = llvm::BasicBlock::Create(ctx_, "copy_piece_done", fn_);
-    auto* from = b_.GetInsertBlock();
-    b_.CreateCondBr(b_.CreateICmpNE(b_.CreateAnd(bytes, c64(w)), c64(0)), put, cont);
-    b_.SetInsertPoint(put);
-    Value* piece = scoped(b_.CreateAlignedLoad(b_.getIntNTy(w * 8), b_.CreateGEP(i8_, hs, off), llvm::Align(1)), true);
+  in_pieces(bytes, size, "copy", [&](Value* off, uint32_t w) {
+    llvm::Type* t = w == 16 ? static_cast<llvm::Type*>(v128_) : b_.getIntNTy(w * 8);
+    Value* piece = scoped(b_.CreateAlignedLoad(t, b_.CreateGEP(i8_, hs, off), llvm::Align(1)), true);
     scoped(b_.CreateAlignedStore(piece, b_.CreateGEP(i8_, hd, off), llvm::Align(1)), true);
-    Value* moved = b_.CreateAdd(off, c64(w));
-    b_.CreateBr(cont);
-    b_.SetInsertPoint(cont);
-    auto* phi = b_.CreatePHI(i64_, 2);
-    phi->addIncoming(off, from);
-    phi->addIncoming(moved, put);
-    off = phi;
-    if (w == 1) break;
-  }
+  });
   b_.CreateBr(join);
   b_.SetInsertPoint(join);
 }
@@ -308,37 +272,45 @@ void Lowerer::fill_host(Value* host, Value* v, Value* bytes) {
   Value* v64 = b_.CreateZExt(v, i64_);
   if (size < 8) v64 = b_.CreateMul(v64, c64(kRepeat[size]));
   Value* v128 = b_.CreateVectorSplat(2, v64);
+  in_pieces(bytes, size, "fill", [&](Value* off, uint32_t w) {
+    Value* piece = w == 16 ? v128 : w == 8 ? v64 : b_.CreateTrunc(v64, b_.getIntNTy(w * 8));
+    scoped(b_.CreateAlignedStore(piece, b_.CreateGEP(i8_, host, off), llvm::Align(1)), true);
+  });
+}
+
+void Lowerer::in_pieces(Value* bytes, uint32_t size, const char* name,
+                        const std::function<void(Value* off, uint32_t width)>& piece) {
   auto* pre = b_.GetInsertBlock();
-  auto* loop = llvm::BasicBlock::Create(ctx_, "fill16", fn_);
-  auto* tail = llvm::BasicBlock::Create(ctx_, "fill_tail", fn_);
+  auto* loop = llvm::BasicBlock::Create(ctx_, std::string(name) + "16", fn_);
+  auto* tail = llvm::BasicBlock::Create(ctx_, std::string(name) + "_tail", fn_);
   Value* chunks = b_.CreateLShr(bytes, 4);
   b_.CreateCondBr(b_.CreateICmpEQ(chunks, c64(0)), tail, loop);
   b_.SetInsertPoint(loop);
-  auto* j = b_.CreatePHI(i64_, 2, "fill_j");
+  auto* j = b_.CreatePHI(i64_, 2, std::string(name) + "_j");
   j->addIncoming(c64(0), pre);
-  scoped(b_.CreateAlignedStore(v128, b_.CreateGEP(i8_, host, b_.CreateShl(j, 4)), llvm::Align(1)), true);
+  piece(b_.CreateShl(j, 4), 16);
   Value* next = b_.CreateAdd(j, c64(1));
-  j->addIncoming(next, loop);
+  j->addIncoming(next, b_.GetInsertBlock());
   b_.CreateCondBr(b_.CreateICmpULT(next, chunks), loop, tail);
   b_.SetInsertPoint(tail);
   // The last bytes % 16 (a multiple of the element size): 8, 4, 2 and 1
-  // bytes of the repeated value as their bits of the length say. Each
-  // piece starts at a multiple of its own size, so it holds whole elements.
+  // bytes as their bits of the length say. Each piece starts at a multiple
+  // of its own width, so it holds whole elements.
   Value* off = b_.CreateAnd(bytes, c64(~uint64_t{15}));
   for (uint32_t w = 8; w >= size; w /= 2) {
-    auto* put = llvm::BasicBlock::Create(ctx_, "fill_piece", fn_);
-    auto* cont = llvm::BasicBlock::Create(ctx_, "fill_piece_done", fn_);
+    auto* put = llvm::BasicBlock::Create(ctx_, std::string(name) + "_piece", fn_);
+    auto* cont = llvm::BasicBlock::Create(ctx_, std::string(name) + "_piece_done", fn_);
     auto* from = b_.GetInsertBlock();
     b_.CreateCondBr(b_.CreateICmpNE(b_.CreateAnd(bytes, c64(w)), c64(0)), put, cont);
     b_.SetInsertPoint(put);
-    Value* piece = w == 8 ? v64 : b_.CreateTrunc(v64, b_.getIntNTy(w * 8));
-    scoped(b_.CreateAlignedStore(piece, b_.CreateGEP(i8_, host, off), llvm::Align(1)), true);
+    piece(off, w);
     Value* moved = b_.CreateAdd(off, c64(w));
+    auto* put_end = b_.GetInsertBlock();
     b_.CreateBr(cont);
     b_.SetInsertPoint(cont);
     auto* phi = b_.CreatePHI(i64_, 2);
     phi->addIncoming(off, from);
-    phi->addIncoming(moved, put);
+    phi->addIncoming(moved, put_end);
     off = phi;
     if (w == 1) break;
   }
