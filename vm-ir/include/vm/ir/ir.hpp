@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vm/core/guest_addr.hpp"
+#include "vm/core/tlb_layout.hpp"
 #include "vm/core/x86_state.hpp"
 
 namespace vm::ir {
@@ -211,7 +212,8 @@ const OpcodeInfo& opcode_info(Opcode op);
 // elements that end on addr's 4 KiB page, but at least one (an element
 // that straddles the page end is stored alone, like a store). So two or
 // more elements always lie in one page, and a fault can only hit the first.
-constexpr uint64_t kFillPageBytes = 4096;
+// The page is the guest's (the unit of permissions vm-mem and the TLB use).
+constexpr uint64_t kFillPageBytes = core::kTlbPageSize;
 constexpr uint64_t fill_elements(uint64_t addr, uint32_t size, uint64_t count) {
   if (count == 0) return 0;
   uint64_t room = (kFillPageBytes - (addr & (kFillPageBytes - 1))) / size;
