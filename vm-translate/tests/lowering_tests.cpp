@@ -157,6 +157,96 @@ TEST_CASE("sync points may leave unsynced the flags set again before anything ob
   CHECK(reset[markers[4]] == bit(core::X86Reg::Of));
 }
 
+TEST_CASE("sync points: what a span read reaches the next region member relative to its registers") {
+  using translate::detail::SpanReads;
+  using translate::detail::stores_needing_sync;
+  const auto rsp = static_cast<uint32_t>(core::X86Reg::Rsp);
+  const auto rbx = static_cast<uint32_t>(core::X86Reg::Rbx);
+  // Reads [rsp + 8] into rax, moves rsp down by 16, reads [rax] (rbx
+  // holds the address a while), then clears rax and rbx, so no register
+  // holds that address at the end; leaves on an exit_if and at the jump.
+  auto first = ir::parse(
+      "block 0x1000 len 9 {\n  insn 0x1000\n  %0:i64 = get_reg rsp\n  %1:i64 = const 0x8\n  %2:i64 = add %0, %1\n"
+      "  %3:i64 = load %2\n  set_reg rax, %3\n"
+      "  insn 0x1004\n  %4:i64 = const 0x10\n  %5:i64 = sub %0, %4\n  set_reg rsp, %5\n"
+      "  %6:i1 = cmp.eq %3, %4\n  exit_if %6, 0x3000\n"
+      "  insn 0x1008\n  set_reg rbx, %3\n  %7:i32 = load %3\n  %8:i64 = const 0x0\n  set_reg rbx, %8\n  set_reg rax, %8\n"
+      "  jump 0x2000\n}");
+  REQUIRE_MESSAGE(first.has_value(), (first ? "" : first.error().to_string()));
+  auto syncs = stores_needing_sync(*first, SpanReads{});
+  REQUIRE(syncs.edges.size() == 2);
+  // At the exit_if: [old rsp + 8] is [rsp + 24] now.
+  CHECK_FALSE(syncs.edges[0].second.any);
+  REQUIRE(syncs.edges[0].second.locs.size() == 1);
+  CHECK(syncs.edges[0].second.locs[0] == SpanReads::Loc{rsp, 24, 8});
+  // At the jump: the load through rbx's old value has no register left.
+  CHECK(syncs.edges[1].first == first->ops.size());
+  CHECK(syncs.edges[1].second.any);
+
+  // A member entered with [rsp + 24] (8 bytes) read: a store to [rsp + 16]
+  // is disjoint, one to [rsp + 20] overlaps. After rsp moves up by 8 and is
+  // read back (a get_reg after the set_reg: not the entry value any more),
+  // [rsp + 16] is the entry's [rsp + 24] and overlaps too.
+  auto second = ir::parse(
+      "block 0x2000 len 12 {\n  insn 0x2000\n  %0:i64 = get_reg rsp\n  %1:i64 = get_reg rax\n"
+      "  %2:i64 = const 0x10\n  %3:i64 = add %0, %2\n  store %3, %1\n"
+      "  insn 0x2004\n  %4:i64 = const 0x14\n  %5:i64 = add %0, %4\n  store %5, %1\n"
+      "  insn 0x2008\n  %6:i64 = const 0x8\n  %7:i64 = add %0, %6\n  set_reg rsp, %7\n"
+      "  %8:i64 = get_reg rsp\n  %9:i64 = add %8, %2\n  store %9, %1\n"
+      "  jump 0x1000\n}");
+  REQUIRE_MESSAGE(second.has_value(), (second ? "" : second.error().to_string()));
+  std::vector<size_t> stores;
+  for (size_t i = 0; i < second->ops.size(); ++i)
+    if (second->ops[i].opcode == ir::Opcode::Store) stores.push_back(i);
+  REQUIRE(stores.size() == 3);
+  SpanReads entry;
+  entry.locs = {SpanReads::Loc{rsp, 24, 8}};
+  auto due = stores_needing_sync(*second, entry).at;
+  CHECK_FALSE(due[stores[0]]);
+  CHECK(due[stores[1]]);
+  // The second store made a sync point due at 0x2008, which closes the
+  // span: the third store follows no load of its own span.
+  CHECK_FALSE(due[stores[2]]);
+  // Without the middle store the span stays open and the third store overlaps.
+  auto no_middle = ir::parse(
+      "block 0x2000 len 12 {\n  insn 0x2000\n  %0:i64 = get_reg rsp\n  %1:i64 = get_reg rax\n"
+      "  %2:i64 = const 0x10\n  %3:i64 = add %0, %2\n  store %3, %1\n"
+      "  insn 0x2008\n  %4:i64 = const 0x8\n  %5:i64 = add %0, %4\n  set_reg rsp, %5\n"
+      "  %6:i64 = get_reg rsp\n  %7:i64 = add %6, %2\n  store %7, %1\n"
+      "  jump 0x1000\n}");
+  REQUIRE_MESSAGE(no_middle.has_value(), (no_middle ? "" : no_middle.error().to_string()));
+  stores.clear();
+  for (size_t i = 0; i < no_middle->ops.size(); ++i)
+    if (no_middle->ops[i].opcode == ir::Opcode::Store) stores.push_back(i);
+  REQUIRE(stores.size() == 2);
+  due = stores_needing_sync(*no_middle, entry).at;
+  CHECK_FALSE(due[stores[0]]);
+  CHECK(due[stores[1]]);
+  // Other registers' entry values are other bases.
+  entry.locs = {SpanReads::Loc{rbx, 16, 8}};
+  due = stores_needing_sync(*no_middle, entry).at;
+  CHECK(due[stores[0]]);  // rbx + 16 and rsp + 16 may be the same bytes
+  // Anything read: the first store is due.
+  due = stores_needing_sync(*second, SpanReads{true, {}}).at;
+  CHECK(due[stores[0]]);
+  // A lone block (nothing read on entry): no store follows a load.
+  due = stores_needing_sync(*second, SpanReads{}).at;
+  CHECK(std::none_of(due.begin(), due.end(), [](bool b) { return b; }));
+
+  // Merging: a union, kept sorted; past kMaxLocs it becomes "anything".
+  SpanReads a, b;
+  a.locs = {SpanReads::Loc{rsp, 8, 8}};
+  b.locs = {SpanReads::Loc{rsp, 0, 8}, SpanReads::Loc{rsp, 8, 8}};
+  CHECK(a.merge(b));
+  CHECK(a.locs == b.locs);
+  CHECK_FALSE(a.merge(b));
+  SpanReads many;
+  for (int64_t i = 0; i <= static_cast<int64_t>(SpanReads::kMaxLocs); ++i) many.locs.push_back(SpanReads::Loc{rsp, 8 * i + 100, 8});
+  CHECK(a.merge(many));
+  CHECK(a.any);
+  CHECK(a.locs.empty());
+}
+
 TEST_CASE("chained exits use the caller's slot words first, then globals") {
   auto block = ir::parse(
       "block 0x1000 len 2 {\n  insn 0x1000\n  %0:i64 = get_reg rax\n  %1:i64 = const 0x0\n"

@@ -127,6 +127,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     sync_pending_ = false;
     // An internal edge may continue a span that read.
     span_read_ = region_ && (entry_span_read_.empty() || entry_span_read_[i]);
+    entry_reads_ = entry_span_reads_.empty() ? SpanReads{} : entry_span_reads_[i];
     if (auto r = lower_block_body(blocks[i]); !r) return std::unexpected(r.error());
   }
 
@@ -430,29 +431,39 @@ void Lowerer::emit_sync(Value* rip, bool consume, uint64_t skip) {
 void Lowerer::compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
   entry_unsynced_.assign(blocks.size(), RegSet{});
   entry_span_read_.assign(blocks.size(), false);
+  entry_span_reads_.assign(blocks.size(), SpanReads{});
   bool changed = true;
-  auto merge = [&](size_t m, const RegSet& in, bool read) {
+  auto merge = [&](size_t m, const RegSet& in, bool read, const SpanReads* reads) {
     for (size_t r = 0; r < in.size(); ++r)
       if (in[r] && !entry_unsynced_[m][r]) entry_unsynced_[m][r] = changed = true;
     if (read && !entry_span_read_[m]) entry_span_read_[m] = changed = true;
+    if (read && reads && entry_span_reads_[m].merge(*reads)) changed = true;
   };
   while (changed) {
     changed = false;
     for (size_t i = 0; i < blocks.size(); ++i) {
       RegSet s = entry_unsynced_[i];
       bool pending = false, span_read = entry_span_read_[i];
+      StoreSyncs syncs = stores_needing_sync(blocks[i], entry_span_reads_[i]);
+      const SpanReads* reads_here = nullptr;  // what the open span read, at the current edge
+      size_t next_edge = 0;
+      auto edge_at = [&](size_t k) {
+        while (next_edge < syncs.edges.size() && syncs.edges[next_edge].first < k) ++next_edge;
+        reads_here = next_edge < syncs.edges.size() && syncs.edges[next_edge].first == k ? &syncs.edges[next_edge].second
+                                                                                         : nullptr;
+      };
+      static const SpanReads kAnything{true, {}};
       auto edge = [&](uint64_t pc) {
         if (auto it = region_index_.find(pc); it != region_index_.end())
-          merge(it->second, pending ? RegSet{} : s, !pending && span_read);
+          merge(it->second, pending ? RegSet{} : s, !pending && span_read, reads_here ? reads_here : &kAnything);
       };
       auto to_all = [&](const std::vector<size_t>* only) {
         for (size_t m = 0; m < blocks.size(); ++m)
           if (!only || std::binary_search(only->begin(), only->end(), m))
-            merge(m, pending ? RegSet{} : s, !pending && span_read);
+            merge(m, pending ? RegSet{} : s, !pending && span_read, reads_here ? reads_here : &kAnything);
       };
       const std::vector<bool>& reads = insn_reads_[i];
       const std::vector<uint64_t>& flags_reset = flags_reset_[i];
-      std::vector<bool> store_syncs = stores_needing_sync(blocks[i], entry_span_read_[i]);
       for (size_t k = 0; k < blocks[i].ops.size(); ++k) {
         const ir::Op& op = blocks[i].ops[k];
         switch (op.opcode) {
@@ -466,12 +477,13 @@ void Lowerer::compute_entry_unsynced(std::span<const ir::IRBlock> blocks) {
             break;
           case Opcode::SetReg: s[op.aux] = true; break;
           case Opcode::CallHelper: s = RegSet{}; pending = true; break;
-          case Opcode::Store: case Opcode::Fill: case Opcode::Copy: pending = pending || store_syncs[k]; break;
+          case Opcode::Store: case Opcode::Fill: case Opcode::Copy: pending = pending || syncs.at[k]; break;
           case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: pending = true; break;
-          case Opcode::ExitIf: edge(op.imm); break;
+          case Opcode::ExitIf: edge_at(k); edge(op.imm); break;
           default: break;
         }
       }
+      edge_at(blocks[i].ops.size());
       const ir::Terminator& t = blocks[i].term;
       switch (t.kind) {
         case TermKind::Jump: edge(t.target.value()); break;

@@ -67,7 +67,7 @@ core::Result<void> Lowerer::lower_block_body(const ir::IRBlock& blk) {
   types_.assign(blk.value_count(), Type::Void);
   insn_pc_ = blk.start_pc;
   find_access_groups(blk);
-  store_syncs_ = restartable() ? stores_needing_sync(blk, span_read_) : std::vector<bool>(blk.ops.size(), false);
+  store_syncs_ = restartable() ? stores_needing_sync(blk, entry_reads_).at : std::vector<bool>(blk.ops.size(), false);
   for (size_t i = 0; i < blk.ops.size(); ++i) {
     const ir::Op& op = blk.ops[i];
     cur_op_ = i;

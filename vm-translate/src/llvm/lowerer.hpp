@@ -133,6 +133,8 @@ private:
   bool sync_pending_ = false;
   std::vector<RegSet> entry_unsynced_;
   std::vector<bool> entry_span_read_;
+  std::vector<SpanReads> entry_span_reads_;  // restartable regions: what the span read, per member (sync_points.hpp)
+  SpanReads entry_reads_;                    // the member being lowered's
   // Per block, per op, computed once in run() for the region dataflow and
   // the lowering: an insn marker whose instruction reads memory
   // (insns_reading_memory); restartable only, flags_set_before_observed.
@@ -274,7 +276,10 @@ private:
   // on an internal edge stores everything; a helper call stores everything.
   // Also whether the span an internal edge continues may have read memory
   // (`entry_span_read_`; false: synced on every such edge, or nothing read
-  // since), which decides whether the member's first stores need a sync.
+  // since), which decides where a due sync point goes, and what it read
+  // (`entry_span_reads_`: locations relative to the registers at the
+  // member's entry, or anything), which decides whether the member's stores
+  // may overwrite it and need a sync.
   void compute_entry_unsynced(std::span<const ir::IRBlock> blocks);
 
   // ----------------------------------------------------------- exits ----

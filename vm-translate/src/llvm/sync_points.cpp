@@ -4,6 +4,7 @@
 #include "sync_points.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 namespace vm::translate::detail {
 
@@ -28,15 +29,53 @@ std::vector<bool> insns_reading_memory(const ir::IRBlock& blk) {
   return reads;
 }
 
-std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
+bool SpanReads::merge(const SpanReads& other) {
+  if (any || !other.read()) return false;
+  if (other.any) {
+    any = true;
+    locs.clear();
+    return true;
+  }
+  const size_t before = locs.size();
+  std::vector<Loc> all;
+  all.reserve(locs.size() + other.locs.size());
+  std::set_union(locs.begin(), locs.end(), other.locs.begin(), other.locs.end(), std::back_inserter(all));
+  if (all.size() > kMaxLocs) {
+    any = true;
+    locs.clear();
+    return true;
+  }
+  locs = std::move(all);
+  return locs.size() != before;
+}
+
+StoreSyncs stores_needing_sync(const ir::IRBlock& blk, const SpanReads& entry) {
+  // An address as base + offset: the base is a vm-ir value, or (reg >= 0)
+  // that general register's value at the block's entry.
   struct Access {
     ir::ValueId base;
+    int32_t reg;
     int64_t offset;
     uint32_t size;
   };
+  constexpr uint32_t kGprs = 16;  // X86Reg rax..r15
+  auto whole_gpr = [](uint32_t reg) { return reg < kGprs && core::kX86Regs[reg].kind == core::RegKind::I64; };
   std::vector<int32_t> def(blk.value_count(), -1);
-  for (size_t i = 0; i < blk.ops.size(); ++i)
-    if (blk.ops[i].result != ir::kNoValue) def[blk.ops[i].result] = static_cast<int32_t>(i);
+  // Per value: the register whose entry value a get_reg read (no set_reg of
+  // it and no helper call, which may write any register, before it).
+  std::vector<int32_t> entry_reg(blk.value_count(), -1);
+  {
+    std::vector<bool> written(kGprs, false);
+    for (size_t i = 0; i < blk.ops.size(); ++i) {
+      const ir::Op& o = blk.ops[i];
+      if (o.result != ir::kNoValue) def[o.result] = static_cast<int32_t>(i);
+      if (o.opcode == Opcode::GetReg && whole_gpr(o.aux) && o.type == Type::I64 && o.imm == 0 &&
+          !written[o.aux] && o.result != ir::kNoValue)
+        entry_reg[o.result] = static_cast<int32_t>(o.aux);
+      if (o.opcode == Opcode::SetReg && o.aux < kGprs) written[o.aux] = true;
+      if (o.opcode == Opcode::CallHelper) written.assign(kGprs, true);
+    }
+  }
   auto const_of = [&](ir::ValueId v) -> const ir::Op* {
     if (v == ir::kNoValue || def[v] < 0) return nullptr;
     const ir::Op& o = blk.ops[def[v]];
@@ -44,7 +83,7 @@ std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
   };
   // base + constant offset, through chains of adds and subtracts of constants.
   auto access = [&](ir::ValueId addr, uint32_t size) {
-    Access a{addr, 0, size};
+    Access a{addr, -1, 0, size};
     uint64_t offset = 0;  // modulo 2^64, like the address arithmetic
     for (int depth = 0; depth < 32 && a.base != ir::kNoValue && def[a.base] >= 0; ++depth) {
       const ir::Op& o = blk.ops[def[a.base]];
@@ -59,22 +98,81 @@ std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
         break;
       }
     }
+    if (a.base != ir::kNoValue && entry_reg[a.base] >= 0) {
+      a.reg = entry_reg[a.base];
+      a.base = ir::kNoValue;
+    }
     a.offset = static_cast<int64_t>(offset);
     return a;
+  };
+  auto same_base = [](const Access& x, const Access& y) {
+    return x.reg == y.reg && (x.reg >= 0 || x.base == y.base);
   };
   // Disjoint: the same base, small offsets (so that masking the address
   // into the guest region cannot bring them together), no byte in common.
   constexpr int64_t kNear = int64_t{1} << 20;
+  auto near = [](int64_t off) { return off > -kNear && off < kNear; };
   auto may_alias = [&](const Access& x, const Access& y) {
-    if (x.base != y.base || x.offset <= -kNear || x.offset >= kNear || y.offset <= -kNear || y.offset >= kNear)
-      return true;
+    if (!same_base(x, y) || !near(x.offset) || !near(y.offset)) return true;
     return x.offset < y.offset + static_cast<int64_t>(y.size) && y.offset < x.offset + static_cast<int64_t>(x.size);
   };
   std::vector<bool> reads = insns_reading_memory(blk);
-  std::vector<bool> out(blk.ops.size(), false);
+  StoreSyncs out;
+  out.at.assign(blk.ops.size(), false);
   std::vector<Access> loads;
-  bool unknown = span_open, pending = false, span_read = span_open;
   constexpr size_t kMaxLoads = 64;
+  bool unknown = entry.any, pending = false, span_read = entry.read();
+  for (const SpanReads::Loc& l : entry.locs) loads.push_back(Access{ir::kNoValue, static_cast<int32_t>(l.reg), l.offset, l.size});
+  // Each general register's current value as an access base: its entry
+  // value, a value set_reg gave it, or unknown (-2: a partial write, or a
+  // helper call).
+  struct RegValue {
+    int32_t entry;  // >= 0: the entry value of this register; -2: unknown
+    ir::ValueId value;
+  };
+  std::vector<RegValue> cur(kGprs);
+  for (uint32_t r = 0; r < kGprs; ++r) cur[r] = RegValue{static_cast<int32_t>(r), ir::kNoValue};
+  // The open span's loads, relative to the registers' current values
+  // (the stack pointer first, as stack slots are the common case).
+  auto edge_reads = [&] {
+    SpanReads e;
+    if (unknown) {
+      e.any = true;
+      return e;
+    }
+    std::vector<std::pair<uint32_t, Access>> bases;
+    auto add_base = [&](uint32_t r) {
+      if (!whole_gpr(r) || cur[r].entry == -2) return;
+      Access b = cur[r].entry >= 0 ? Access{ir::kNoValue, cur[r].entry, 0, 0} : access(cur[r].value, 0);
+      bases.emplace_back(r, b);
+    };
+    add_base(static_cast<uint32_t>(core::X86Reg::Rsp));
+    for (uint32_t r = 0; r < kGprs; ++r)
+      if (r != static_cast<uint32_t>(core::X86Reg::Rsp)) add_base(r);
+    for (const Access& l : loads) {
+      bool found = false;
+      for (const auto& [r, b] : bases) {
+        if (!same_base(l, b)) continue;
+        const int64_t off = static_cast<int64_t>(static_cast<uint64_t>(l.offset) - static_cast<uint64_t>(b.offset));
+        if (!near(l.offset) || !near(b.offset) || !near(off)) continue;
+        e.locs.push_back(SpanReads::Loc{r, off, l.size});
+        found = true;
+        break;
+      }
+      if (!found) {
+        e.any = true;
+        e.locs.clear();
+        return e;
+      }
+    }
+    std::sort(e.locs.begin(), e.locs.end());
+    e.locs.erase(std::unique(e.locs.begin(), e.locs.end()), e.locs.end());
+    if (e.locs.size() > SpanReads::kMaxLocs) {
+      e.any = true;
+      e.locs.clear();
+    }
+    return e;
+  };
   for (size_t k = 0; k < blk.ops.size(); ++k) {
     const ir::Op& op = blk.ops[k];
     switch (op.opcode) {
@@ -84,6 +182,14 @@ std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
           loads.clear();
         }
         span_read = span_read || reads[k];
+        break;
+      case Opcode::SetReg:
+        if (op.aux < kGprs) {
+          const ir::ValueId v = op.args[0];
+          const bool whole = whole_gpr(op.aux) && op.imm == 0 && v != ir::kNoValue && def[v] >= 0 &&
+                             blk.ops[def[v]].type == Type::I64;
+          cur[op.aux] = whole ? RegValue{-1, v} : RegValue{-2, ir::kNoValue};
+        }
         break;
       case Opcode::Load: {
         uint32_t size = static_cast<ir::Ext>(op.mod) == ir::Ext::None ? ir::type_bytes(op.type) : op.aux / 8;
@@ -96,21 +202,29 @@ std::vector<bool> stores_needing_sync(const ir::IRBlock& blk, bool span_open) {
         uint32_t size = v != ir::kNoValue && def[v] >= 0 ? ir::type_bytes(blk.ops[def[v]].type) : 16;
         Access st = access(op.args[0], size);
         if (unknown || std::any_of(loads.begin(), loads.end(), [&](const Access& l) { return may_alias(l, st); }))
-          out[k] = pending = true;
+          out.at[k] = pending = true;
         break;
       }
       case Opcode::Fill:  // up to a page from its address: may overwrite any load of the span
-        if (unknown || !loads.empty()) out[k] = pending = true;
+        if (unknown || !loads.empty()) out.at[k] = pending = true;
         break;
       case Opcode::Copy:  // reads and writes up to a page each, its own reads included
-        out[k] = pending = unknown = true;
+        out.at[k] = pending = unknown = true;
         break;
-      case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg: case Opcode::CallHelper:
+      case Opcode::CallHelper:
+        for (auto& c : cur) c = RegValue{-2, ir::kNoValue};
         pending = unknown = true;
+        break;
+      case Opcode::AtomicRmw: case Opcode::AtomicCmpxchg:
+        pending = unknown = true;
+        break;
+      case Opcode::ExitIf:
+        out.edges.emplace_back(k, edge_reads());
         break;
       default: break;
     }
   }
+  out.edges.emplace_back(blk.ops.size(), edge_reads());
   return out;
 }
 
