@@ -55,8 +55,9 @@ void add_run_command(CLI::App& app) {
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
   a.cmd->add_option("--dump", a.dump,
-                    "--dump STAGES DIR: write each translation's stages (comma list of ir, opt, llvm, asm) to "
-                    "DIR/block_<pc>.<stage>; llvm and asm need --engine jit or tiered")
+                    "--dump STAGES DIR: write each translation's stages (comma list of ir, opt, llvm, asm, code) to "
+                    "DIR/block_<pc>.<stage>; llvm, asm and code (the machine code as installed) need --engine jit "
+                    "or tiered")
       ->expected(2)
       ->allow_extra_args(false)
       ->type_name("STAGES DIR");
@@ -79,11 +80,11 @@ int run_execute(char** envp) {
   if (!a.dump.empty()) {
     auto stages = parse_dump_stages(a.dump[0]);
     if (!stages) {
-      std::fprintf(stderr, "vm run: --dump: '%s' is not a comma list of ir, opt, llvm, asm\n", a.dump[0].c_str());
+      std::fprintf(stderr, "vm run: --dump: '%s' is not a comma list of ir, opt, llvm, asm, code\n", a.dump[0].c_str());
       return 2;
     }
-    if ((*stages & (kDumpLlvm | kDumpAsm)) && a.engine == "interp") {
-      std::fprintf(stderr, "vm run: --dump llvm/asm needs --engine jit or tiered (interp compiles nothing)\n");
+    if ((*stages & (kDumpLlvm | kDumpAsm | kDumpCode)) && a.engine == "interp") {
+      std::fprintf(stderr, "vm run: --dump llvm/asm/code needs --engine jit or tiered (interp compiles nothing)\n");
       return 2;
     }
     std::error_code ec;

@@ -56,6 +56,7 @@ std::optional<uint8_t> parse_dump_stages(std::string_view list) {
     else if (item == "opt") bits |= kDumpOpt;
     else if (item == "llvm") bits |= kDumpLlvm;
     else if (item == "asm") bits |= kDumpAsm;
+    else if (item == "code") bits |= kDumpCode;
     else return std::nullopt;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
@@ -83,6 +84,14 @@ void ExecutionEngine::dump_compiled(std::span<const ir::IRBlock> irs, Tier tier,
     auto t = jit_->dump_region(irs, tier, Stage::Assembly, unit);
     dump(pc, name("s"), t ? *t : "# " + t.error().to_string() + "\n");
   }
+}
+
+// The machine code of a compile as it runs, from its entry: the perf map
+// (--perf-map) gives where each unit ran, so profile samples can be matched
+// to these bytes (scripts/jit-profile).
+void ExecutionEngine::dump_code(const CompiledBlock& c) {
+  std::string_view bytes(reinterpret_cast<const char*>(c.entry), c.code_size);
+  dump(c.start_pc.value(), fmt::format("{}.bin", tier_name(c.tier)), bytes);
 }
 
 // The background compiler of Tier::Optimized regions: its own JITCompiler
@@ -448,6 +457,7 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   }
   add_compile_stats(stats_.compile, c->stats);
   ++(tier == Tier::Fast ? stats_.compiled_fast : stats_.compiled_optimized);
+  if (config_.dump_stages & kDumpCode) dump_code(*c);
   install(b, std::move(*c), jit_.get());
   if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(std::span<const ir::IRBlock>(&b.ir, 1), tier, unit);
 }
@@ -548,6 +558,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
         head.pages.push_back(page);
         page_blocks_[page].push_back(job.head_pc);
       }
+  if (config_.dump_stages & kDumpCode) dump_code(code);
   install(head, std::move(code), owner);
   if (config_.region_entries) {
     // Members with their own Fast code enter through the region from now on

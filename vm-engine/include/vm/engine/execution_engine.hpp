@@ -37,10 +37,10 @@ enum class EngineKind : uint8_t { Interp, Jit, Tiered };
 const char* engine_kind_name(EngineKind k);
 
 // Stages `vm run --dump` can write: the lifted vm-ir, the vm-ir after the
-// IR passes, the LLVM IR of each compile (after the tier's pipeline) and
-// the host assembly.
-enum DumpStage : uint8_t { kDumpIr = 1, kDumpOpt = 2, kDumpLlvm = 4, kDumpAsm = 8 };
-// "ir,opt,llvm,asm" (any subset, comma separated) -> DumpStage bits.
+// IR passes, the LLVM IR of each compile (after the tier's pipeline), the
+// host assembly, and the machine code as installed (raw bytes).
+enum DumpStage : uint8_t { kDumpIr = 1, kDumpOpt = 2, kDumpLlvm = 4, kDumpAsm = 8, kDumpCode = 16 };
+// "ir,opt,llvm,asm,code" (any subset, comma separated) -> DumpStage bits.
 std::optional<uint8_t> parse_dump_stages(std::string_view list);
 
 struct EngineConfig {
@@ -211,6 +211,7 @@ private:
   void install(Block& b, CompiledBlock code, JITCompiler* owner);
   void dump(uint64_t pc, std::string_view suffix, std::string_view text);
   void dump_compiled(std::span<const ir::IRBlock> irs, Tier tier, const UnitOptions& unit);
+  void dump_code(const CompiledBlock& c);
   void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
   void retire(std::unique_ptr<Block> b);
