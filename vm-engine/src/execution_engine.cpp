@@ -310,6 +310,9 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
       jo.memory = translate::MemoryStrategy::Direct;
       jo.restartable = true;
       jo.direct_guard = mem::AddressSpace::kDirectGuard;
+      // Optimized code reaches guest memory through GS when this thread can
+      // set its base (run_native sets it for whichever thread runs code).
+      jo.guest_base_gs = config.guest_base_gs && detail::set_gs_base(reinterpret_cast<uint64_t>(space.guest_base()));
     } else {
       jo.memory = translate::MemoryStrategy::SoftMmu;
       jo.restartable = true;  // a fault exit stores nothing: run_native restarts as after a host fault
@@ -317,6 +320,7 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
     jo.chain_exits = config.chain;
     jo.inline_jump_cache = config.chain;
     jo.perf_map = config.perf_map;
+    engine->jit_options_gs_ = jo.guest_base_gs;
     auto jit = JITCompiler::create(jo);
     if (!jit) return std::unexpected(jit.error());
     engine->jit_ = std::move(*jit);
@@ -595,6 +599,20 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       // interpreter runs the restart budget out before compiled code again.
       restart_page_ = (scope.fault_offset - mem::AddressSpace::kDirectGuard) >> 12;
       restart_write_ = scope.write;
+      restart_budget_ = kRestartBudget;
+      ir::ExecResult r;
+      r.kind = ir::TermKind::Jump;
+      return r;
+    }
+    // Optimized code addresses guest memory through GS (guest_base_gs): the
+    // base must be this space's on this thread. Should a thread refuse it,
+    // the interpreter runs instead, as after a host fault on a page that
+    // never becomes accessible (restart_done is false for page ~0 >> 12).
+    if (jit_options_gs_ && !detail::set_gs_base(ctx.guest_base)) {
+      static std::once_flag once;
+      std::call_once(once, [] { VM_LOG_ERROR("cannot set the GS base of this thread ({}); interpreting", std::strerror(errno)); });
+      restart_page_ = ~uint64_t{0} >> 12;
+      restart_write_ = false;
       restart_budget_ = kRestartBudget;
       ir::ExecResult r;
       r.kind = ir::TermKind::Jump;

@@ -2,8 +2,14 @@
 #include "host_fault.hpp"
 
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <asm/prctl.h>
+#endif
 #include <ucontext.h>
 
+#include <cerrno>
 #include <mutex>
 
 namespace vm::engine::detail {
@@ -67,5 +73,19 @@ bool install_host_fault_handler() {
 }
 
 HostFaultScope*& current_host_fault_scope() { return t_scope; }
+
+bool set_gs_base(uint64_t base) {
+#if defined(__x86_64__)
+  static thread_local uint64_t current = 0;
+  if (current == base && base != 0) return true;
+  if (syscall(SYS_arch_prctl, ARCH_SET_GS, base) != 0) return false;
+  current = base;
+  return true;
+#else
+  (void)base;
+  errno = ENOSYS;
+  return false;
+#endif
+}
 
 }  // namespace vm::engine::detail

@@ -30,4 +30,10 @@ bool install_host_fault_handler();
 // The scope of the compiled code running on this thread, or null.
 HostFaultScope*& current_host_fault_scope();
 
+// Makes `base` the GS segment base of the calling thread (arch_prctl
+// ARCH_SET_GS; a no-op when it already is, as remembered per thread), for
+// Optimized code that addresses guest memory through GS. False, with errno
+// set, if the kernel refuses.
+bool set_gs_base(uint64_t base);
+
 }  // namespace vm::engine::detail

@@ -321,6 +321,7 @@ struct JITCompiler::Impl {
     lo.inline_jump_cache = options.inline_jump_cache;
     lo.restartable = options.restartable;
     lo.direct_guard = options.direct_guard;
+    lo.guest_base_gs = options.guest_base_gs && tier == Tier::Optimized;
     lo.fast_isel = tier == Tier::Fast;
     lo.chain_by_return = tier == Tier::Fast;
     lo.function_name = std::move(name);

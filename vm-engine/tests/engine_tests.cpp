@@ -554,6 +554,85 @@ TEST_CASE("restartable code (direct and softmmu): random slot traffic faulting m
   }
 }
 
+// Optimized code under direct access addresses guest memory through the
+// thread's GS base (EngineConfig::guest_base_gs), which the engine sets to
+// its own space's base whenever it runs code. Two engines over two spaces
+// whose data differ take turns on one thread, each run ending at the
+// guest's syscall and the next one resuming after it: a stale base would
+// make one engine read and write the other's memory. The interpreter,
+// taking the same turns, is the oracle.
+TEST_CASE("direct access: engines over different address spaces take turns on one thread") {
+  constexpr std::string_view kTurns = R"(
+    mov rbx, 0x200000
+  again:
+    mov rcx, 3000
+  loop:
+    mov rdx, rcx
+    and rdx, 7
+    add rax, qword ptr [rbx + rdx*8]
+    add qword ptr [rbx + 64], rax
+    dec rcx
+    jnz loop
+    syscall
+    jmp again
+  )";
+  auto code = translate::assemble_x86(kTurns);
+  REQUIRE(code.has_value());
+  struct Guest {
+    std::unique_ptr<mem::AddressSpace> space;
+    std::unique_ptr<engine::ExecutionEngine> engine;
+    core::X86State state;
+  };
+  auto make = [&](EngineKind kind, uint64_t seed, bool gs) {
+    mem::AddressSpaceConfig sc;
+    sc.size = uint64_t{1} << 32;
+    sc.strategy = mem::MemoryStrategy::Direct;
+    Guest g;
+    auto space = mem::AddressSpace::create(sc);
+    REQUIRE(space.has_value());
+    g.space = std::move(*space);
+    REQUIRE(g.space->map(core::GuestAddr(kCode), 0x10000, core::kPermRW, mem::kMapFixed).has_value());
+    REQUIRE(g.space->write(core::GuestAddr(kCode), *code).has_value());
+    REQUIRE(g.space->protect(core::GuestAddr(kCode), 0x10000, core::kPermRead | core::kPermExec).has_value());
+    REQUIRE(g.space->map(core::GuestAddr(kData), 0x1000, core::kPermRW, mem::kMapFixed).has_value());
+    std::vector<uint8_t> words(64);
+    for (size_t i = 0; i < words.size(); ++i) words[i] = static_cast<uint8_t>(seed * 31 + i * 7);
+    REQUIRE(g.space->write(core::GuestAddr(kData), words).has_value());
+    EngineConfig c = config(kind);
+    c.guest_base_gs = gs;
+    auto eng = engine::ExecutionEngine::create(*g.space, c);
+    REQUIRE(eng.has_value());
+    g.engine = std::move(*eng);
+    g.state.rip = kCode;
+    return g;
+  };
+  auto take_turns = [&](EngineKind kind, bool gs) {
+    std::array<Guest, 2> guests = {make(kind, 1, gs), make(kind, 2, gs)};
+    for (int turn = 0; turn < 12; ++turn) {
+      Guest& g = guests[turn % 2];
+      engine::EngineExit exit = g.engine->run(g.state);
+      REQUIRE(exit.result.kind == ir::TermKind::Syscall);
+    }
+    std::array<std::pair<uint64_t, uint64_t>, 2> out{};
+    for (size_t i = 0; i < 2; ++i) {
+      std::vector<uint8_t> sum(8);
+      REQUIRE(guests[i].space->read(core::GuestAddr(kData + 64), sum).has_value());
+      uint64_t v = 0;
+      std::memcpy(&v, sum.data(), 8);
+      out[i] = {guests[i].state.gpr[0], v};
+    }
+    return std::pair{out, guests[0].engine->stats().regions + guests[1].engine->stats().regions};
+  };
+  auto [want, none] = take_turns(EngineKind::Interp, true);
+  CHECK(want[0] != want[1]);
+  for (bool gs : {true, false}) {
+    CAPTURE(gs);
+    auto [got, regions] = take_turns(EngineKind::Tiered, gs);
+    CHECK(regions >= 2);  // each engine's loop ran as Optimized code
+    CHECK(got == want);
+  }
+}
+
 TEST_CASE("direct access: compiled code that writes code pages runs the new code") {
   // The writer loop is compiled; each of its stores to the callee's page
   // faults on the host (the page holds a translation), the restart writes it

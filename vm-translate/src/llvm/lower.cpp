@@ -67,7 +67,8 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
   operand_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 32), nullptr, "operands");
   operand_buf_->setAlignment(llvm::Align(16));
   if (opts_.memory == MemoryStrategy::Direct) {
-    guest_base_ = b_.CreateLoad(ptr_, mem_field(kMemCtxGuestBase), "guest_base");
+    guest_base_ = opts_.guest_base_gs ? static_cast<Value*>(llvm::ConstantPointerNull::get(b_.getPtrTy(256)))
+                                      : b_.CreateLoad(ptr_, mem_field(kMemCtxGuestBase), "guest_base");
     region_mask_ = b_.CreateLoad(i64_, mem_field(kMemCtxRegionMask), "region_mask");
   } else {
     tlb_ = b_.CreateLoad(ptr_, mem_field(kMemCtxTlb), "tlb");

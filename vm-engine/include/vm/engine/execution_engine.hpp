@@ -95,6 +95,11 @@ struct EngineConfig {
   // leaves without storing the faulting instruction's state, and the
   // interpreter runs from the last synced boundary in the same way.
   bool direct_access = true;
+  // Direct access: Optimized code addresses guest memory as gs:[address &
+  // mask] with the thread's GS base set to the guest base, so no register
+  // holds it (translate::LoweringOptions::guest_base_gs). Off, or when the
+  // thread cannot set its GS base: guest_base + (address & mask).
+  bool guest_base_gs = true;
 };
 
 struct EngineStats {
@@ -228,6 +233,7 @@ private:
   std::array<std::pair<uint64_t, Block*>, kJumpCacheSize> jump_cache_{};
   // The compiled entries generated code probes at indirect exits.
   std::vector<translate::JumpCacheEntry> native_cache_;
+  bool jit_options_gs_ = false;  // Optimized code addresses guest memory through GS (JitOptions::guest_base_gs)
   std::unordered_map<uint64_t, std::vector<Incoming>> incoming_;  // target pc -> slots exiting to it
   mutable EngineStats stats_;
   // Blocks whose page was written while they ran are retired here and freed later.

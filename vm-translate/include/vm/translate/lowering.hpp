@@ -214,6 +214,12 @@ struct LoweringOptions {
   // no exit needs the registers and flags of the faulting instruction.
   // Other traps (divide error, trap_if) stay precise.
   bool restartable = false;
+  // Direct only, x86-64 host: guest memory is addressed through the GS
+  // segment (`gs:[address & region_mask]`), whose base the owner sets to
+  // MemoryContext::guest_base on the thread that runs the code
+  // (arch_prctl ARCH_SET_GS), so no register holds the guest base. X86
+  // FastISel does not select GS accesses, so only for optimized code.
+  bool guest_base_gs = false;
   // Direct only: bytes of host address space below the guest region and
   // above its end that are reserved and never accessible (0: none). A guest
   // address that is a value plus a constant d with |d| < direct_guard - 16
