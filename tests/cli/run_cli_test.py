@@ -71,7 +71,10 @@ for engine in ["jit", "tiered"]:
 # (here made up: addresses inside units and one outside) to the unit that
 # covers them and annotates its disassembly.
 with tempfile.TemporaryDirectory() as d:
-    proc = subprocess.Popen([VM, "run", "--engine", "jit", "--perf-map", "--dump", "code", d, HELLO],
+    # The shell removes a stale map of its pid (pids are reused and the
+    # map is appended to), then becomes vm with the same pid.
+    proc = subprocess.Popen(["sh", "-c", 'rm -f "/tmp/perf-$$.map" && exec "$0" "$@"', VM, "run", "--engine", "jit",
+                             "--perf-map", "--dump", "code", d, HELLO],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=120)
     perf_map = f"/tmp/perf-{proc.pid}.map"
