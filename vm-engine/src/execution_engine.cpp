@@ -597,12 +597,7 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       ++stats_.host_faults;
       // A guard's page lies outside the page table: never "done", so the
       // interpreter runs the restart budget out before compiled code again.
-      restart_page_ = (scope.fault_offset - mem::AddressSpace::kDirectGuard) >> 12;
-      restart_write_ = scope.write;
-      restart_budget_ = kRestartBudget;
-      ir::ExecResult r;
-      r.kind = ir::TermKind::Jump;
-      return r;
+      return interpret_until_accessible((scope.fault_offset - mem::AddressSpace::kDirectGuard) >> 12, scope.write);
     }
     // Optimized code addresses guest memory through GS (guest_base_gs): the
     // base must be this space's on this thread. Should a thread refuse it,
@@ -611,12 +606,7 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
     if (jit_options_gs_ && !detail::set_gs_base(ctx.guest_base)) {
       static std::once_flag once;
       std::call_once(once, [] { VM_LOG_ERROR("cannot set the GS base of this thread ({}); interpreting", std::strerror(errno)); });
-      restart_page_ = ~uint64_t{0} >> 12;
-      restart_write_ = false;
-      restart_budget_ = kRestartBudget;
-      ir::ExecResult r;
-      r.kind = ir::TermKind::Jump;
-      return r;
+      return interpret_until_accessible(~uint64_t{0} >> 12, false);
     }
     detail::current_host_fault_scope() = &scope;
     exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx));
@@ -629,12 +619,8 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       // for a host fault).
       ++stats_.native_executions;
       ++stats_.softmmu_faults;
-      restart_page_ = ctx.fault_addr >> 12;
-      restart_write_ = static_cast<core::Access>(ctx.fault_access) == core::Access::Write;
-      restart_budget_ = kRestartBudget;
-      ir::ExecResult r;
-      r.kind = ir::TermKind::Jump;
-      return r;
+      return interpret_until_accessible(ctx.fault_addr >> 12,
+                                        static_cast<core::Access>(ctx.fault_access) == core::Access::Write);
     }
   }
   ++stats_.native_executions;
@@ -660,6 +646,18 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
         r.message = t->term.message;
     }
   }
+  return r;
+}
+
+// After a restart (a host or slow-path fault, or no way to run compiled
+// code): the dispatcher interprets from the state until `page` allows the
+// access (restart_done) or the budget runs out.
+ir::ExecResult ExecutionEngine::interpret_until_accessible(uint64_t page, bool write) {
+  restart_page_ = page;
+  restart_write_ = write;
+  restart_budget_ = kRestartBudget;
+  ir::ExecResult r;
+  r.kind = ir::TermKind::Jump;
   return r;
 }
 

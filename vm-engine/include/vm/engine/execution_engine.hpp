@@ -219,6 +219,7 @@ private:
   void dump_code(const CompiledBlock& c);
   void unlink(Block& b);
   ir::ExecResult run_native(Block& b, core::X86State& state);
+  ir::ExecResult interpret_until_accessible(uint64_t page, bool write);
   void retire(std::unique_ptr<Block> b);
   void flush_all();
   void release(std::unique_ptr<Block>& b);
