@@ -4,7 +4,8 @@
 // module pipeline.
 #include <llvm/ADT/MapVector.h>
 #include <llvm/ADT/PostOrderIterator.h>
-#include <llvm/Analysis/LoopInfo.h>
+#include <llvm/Analysis/BlockFrequencyInfo.h>
+#include <llvm/Analysis/CycleAnalysis.h>
 #include <llvm/IR/CFG.h>
 #include <llvm/IR/Instructions.h>
 #include <llvm/IR/IntrinsicInst.h>
@@ -32,7 +33,7 @@ namespace {
 // block, or the user's block.
 using UsesByBlock = llvm::MapVector<llvm::BasicBlock*, std::vector<llvm::Use*>>;
 
-llvm::BasicBlock* use_block(llvm::Use& u) {
+llvm::BasicBlock* use_block(const llvm::Use& u) {
   auto* user = llvm::cast<llvm::Instruction>(u.getUser());
   if (auto* phi = llvm::dyn_cast<llvm::PHINode>(user)) return phi->getIncomingBlock(u);
   return user->getParent();
@@ -63,14 +64,21 @@ llvm::PreservedAnalyses cfg_kept(bool changed) {
   return pa;
 }
 
-// Moves pure computations out of loops into the blocks outside the loop
+// Moves pure computations out of cycles into the blocks outside the cycle
 // that use them, a copy per using block (LICM's sinking without its
 // hoisting and promotion). Flags and other values a region stores only
 // when it leaves a loop are otherwise computed in every iteration, because
 // several exits use them and Sink only moves an instruction to a single
 // successor. Runs after critical edges are split, so each exit edge has a
-// block of its own outside the loop.
-struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
+// block of its own outside the cycle.
+//
+// Cycles, not loops: every member of a region is also an entry of its
+// function (the entry switch on rip), so a region's loops usually have
+// more than one way in, and LoopInfo, which knows only natural loops, sees
+// none of them (in the bytecode interpreter's dispatch loop, the flags of
+// the `cmp` before the jump table stayed on the hot path). CycleInfo sees
+// them all. Not every move pays, though: see pays_off.
+struct SinkOutOfCyclesPass : llvm::PassInfoMixin<SinkOutOfCyclesPass> {
   static bool movable(const llvm::Instruction& inst) {
     if (llvm::isa<llvm::PHINode>(inst) || inst.isTerminator() || inst.isEHPad() ||
         llvm::isa<llvm::AllocaInst>(inst) || inst.mayHaveSideEffects() || inst.mayReadFromMemory())
@@ -80,17 +88,84 @@ struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
     return true;
   }
 
+  const llvm::CycleInfo* ci_ = nullptr;
+  const llvm::BlockFrequencyInfo* bfi_ = nullptr;
+  // Per using block: it and the blocks after it up to the first one in a
+  // cycle (an exit's path out of the function), where a value that is used
+  // is live on entry to the block anyway.
+  llvm::DenseMap<const llvm::BasicBlock*, llvm::SmallPtrSet<const llvm::BasicBlock*, 16>> downstream_;
+
+  const llvm::SmallPtrSet<const llvm::BasicBlock*, 16>& downstream(const llvm::BasicBlock* from) {
+    auto [it, added] = downstream_.try_emplace(from);
+    if (!added) return it->second;
+    llvm::SmallPtrSet<const llvm::BasicBlock*, 16> seen{from};
+    llvm::SmallVector<const llvm::BasicBlock*, 16> work{from};
+    while (!work.empty() && seen.size() < 64) {
+      const llvm::BasicBlock* bb = work.pop_back_val();
+      if (ci_->getCycle(bb)) continue;
+      for (const llvm::BasicBlock* next : llvm::successors(bb))
+        if (seen.insert(next).second) work.push_back(next);
+    }
+    return downstream_[from] = std::move(seen);
+  }
+
+  // Whether copying `inst` (in `cycle`, in block `from`) into the blocks of
+  // `at` is worth it. Each rule was measured (docs/jit.md):
+  // - the using blocks together run at most 4/5 as often (static block
+  //   frequencies), so the work really leaves the hot path;
+  // - at most one of its operands computed in the cycle must now stay live
+  //   up to a using block where it is not live anyway (a flag's inputs kept
+  //   live to a far exit instead of the flag: more spills in `fib`'s region);
+  // - a value other than an i1 does not go to a phi of a block inside an
+  //   enclosing cycle: that is a register's new value moved onto a hot edge
+  //   of the outer cycle, where it is computed as often as before.
+  bool pays_off(const llvm::Instruction& inst, const llvm::BasicBlock* from, const llvm::CycleInfo::CycleT* cycle,
+                const UsesByBlock& at) {
+    uint64_t there = 0;
+    for (const auto& entry : at) there = llvm::SaturatingAdd(there, bfi_->getBlockFreq(entry.first).getFrequency());
+    if (there > bfi_->getBlockFreq(from).getFrequency() / 5 * 4) return false;
+    llvm::SmallPtrSet<const llvm::Value*, 4> extended;
+    for (const llvm::Value* op : inst.operands()) {
+      const auto* def = llvm::dyn_cast<llvm::Instruction>(op);
+      if (!def || !cycle->contains(def->getParent()) || extended.contains(def)) continue;
+      for (const auto& entry : at) {
+        const auto& after = downstream(entry.first);
+        bool live = false;
+        for (const llvm::Use& u : def->uses())
+          if (u.getUser() != &inst && after.contains(use_block(u))) {
+            live = true;
+            break;
+          }
+        if (!live) {
+          extended.insert(def);
+          break;
+        }
+      }
+    }
+    if (extended.size() > 1) return false;
+    if (inst.getType()->isIntegerTy(1)) return true;
+    for (const auto& [where, uses] : at) {
+      if (!ci_->getCycle(where)) continue;
+      for (const llvm::Use* u : uses)
+        if (llvm::isa<llvm::PHINode>(u->getUser())) return false;
+    }
+    return true;
+  }
+
   llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
-    auto& li = fam.getResult<llvm::LoopAnalysis>(f);
-    if (li.empty()) return llvm::PreservedAnalyses::all();
+    auto& ci = fam.getResult<llvm::CycleAnalysis>(f);
+    if (ci.toplevel_cycles().empty()) return llvm::PreservedAnalyses::all();
+    ci_ = &ci;
+    bfi_ = &fam.getResult<llvm::BlockFrequencyAnalysis>(f);
+    downstream_.clear();
     bool changed = false;
-    // Post order: an instruction's users in the loop (other than phis over
+    // Post order: an instruction's users in the cycle (other than phis over
     // a back edge) come before it, so chains move out whole.
     std::vector<llvm::BasicBlock*> order;
     for (llvm::BasicBlock* bb : llvm::post_order(&f)) order.push_back(bb);
     for (llvm::BasicBlock* bb : order) {
-      llvm::Loop* loop = li.getLoopFor(bb);
-      if (!loop) continue;
+      const llvm::CycleInfo::CycleT* cycle = ci.getCycle(bb);
+      if (!cycle) continue;
       for (auto it = bb->rbegin(); it != bb->rend();) {
         llvm::Instruction& inst = *it++;
         if (!movable(inst) || inst.use_empty()) continue;
@@ -98,15 +173,16 @@ struct SinkOutOfLoopsPass : llvm::PassInfoMixin<SinkOutOfLoopsPass> {
         bool ok = true;
         for (llvm::Use& u : inst.uses()) {
           llvm::BasicBlock* where = use_block(u);
-          llvm::Loop* outer = li.getLoopFor(where);
-          // Only to blocks outside this loop that are not in another loop of their own.
-          if (loop->contains(where) || (outer && !outer->contains(loop))) {
+          const llvm::CycleInfo::CycleT* outer = ci.getCycle(where);
+          // Only to blocks outside this cycle that are not in another cycle of their own.
+          if (cycle->contains(where) || (outer && !outer->contains(cycle))) {
             ok = false;
             break;
           }
           at[where].push_back(&u);
         }
         if (!ok || at.empty() || at.size() > 16) continue;
+        if (!pays_off(inst, bb, cycle, at)) continue;
         copy_into_using_blocks(inst, at);
         changed = true;
       }
@@ -155,7 +231,7 @@ struct SinkIntoColdPathsPass : llvm::PassInfoMixin<SinkIntoColdPathsPass> {
       if (cold.contains(bb)) continue;
       for (auto it = bb->rbegin(); it != bb->rend();) {
         llvm::Instruction& inst = *it++;
-        if (!SinkOutOfLoopsPass::movable(inst) || inst.use_empty()) continue;
+        if (!SinkOutOfCyclesPass::movable(inst) || inst.use_empty()) continue;
         UsesByBlock at;
         bool ok = true;
         for (llvm::Use& u : inst.uses()) {
@@ -202,7 +278,7 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   // leaves a loop) sink into that edge, not the loop: an edge into a shared
   // exit block is critical, so split those first and fold what stays empty.
   fpm.addPass(llvm::BreakCriticalEdgesPass());
-  fpm.addPass(SinkOutOfLoopsPass());
+  fpm.addPass(SinkOutOfCyclesPass());
   fpm.addPass(SinkIntoColdPathsPass());
   fpm.addPass(llvm::SinkingPass());
   fpm.addPass(llvm::SimplifyCFGPass());

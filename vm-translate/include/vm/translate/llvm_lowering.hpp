@@ -37,7 +37,7 @@ uint32_t count_instructions(const llvm::Module& module);
 
 // The lean optimisation pipeline shared by the JIT's Tier::Optimized and the
 // cross translator: SROA, EarlyCSE, InstCombine, SimplifyCFG, GVN, DSE, ADCE,
-// SimplifyCFG, then critical-edge splitting, sinking out of loops and into
+// SimplifyCFG, then critical-edge splitting, sinking out of cycles and into
 // cold paths (ours), Sink and SimplifyCFG over every function. Builds its
 // own analysis managers.
 void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm);
