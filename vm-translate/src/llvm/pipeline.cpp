@@ -114,8 +114,8 @@ struct SinkOutOfCyclesPass : llvm::PassInfoMixin<SinkOutOfCyclesPass> {
   // - the using blocks together run at most 4/5 as often (static block
   //   frequencies), so the work really leaves the hot path;
   // - at most one of its operands computed in the cycle must now stay live
-  //   up to a using block where it is not live anyway (a flag's inputs kept
-  //   live to a far exit instead of the flag: more spills in `fib`'s region);
+  //   up to a using block where it is not live anyway (not a flag's two
+  //   inputs kept live up to a far exit instead of the one flag);
   // - a value other than an i1 does not go to a phi of a block inside an
   //   enclosing cycle: that is a register's new value moved onto a hot edge
   //   of the outer cycle, where it is computed as often as before.
