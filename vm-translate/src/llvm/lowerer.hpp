@@ -424,9 +424,10 @@ private:
   // source (a 16-byte load would miss bytes that elements before it store),
   // where it goes element by element.
   void copy_host(Value* hd, Value* hs, Value* bytes, uint32_t size);
-  // The 16-byte steps and the 8-, 4-, 2- and 1-byte pieces of a bulk move of
-  // `bytes` (a multiple of `size`): piece(offset, width) emits one step.
-  void in_pieces(Value* bytes, uint32_t size, const char* name,
+  // The `widest`-byte steps (16 or 64) and the smaller power-of-two pieces
+  // down to `size` bytes of a bulk move of `bytes` (a multiple of `size`):
+  // piece(offset, width) emits one step.
+  void in_pieces(Value* bytes, uint32_t size, uint32_t widest, const char* name,
                  const std::function<void(Value* off, uint32_t width)>& piece);
   // A loop over the elements [0, n) (n >= 1) of `size` bytes: body(byte
   // offset) emits one; the builder ends after the loop.
