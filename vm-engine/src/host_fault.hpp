@@ -1,9 +1,10 @@
-// Host fault recovery for Direct-memory compiled code (engine-internal).
+// Host fault recovery for Direct-memory compiled code (internal to
+// vm-engine: the execution engine and run_jit over a Direct AddressSpace).
 //
 // Code lowered with the Direct strategy accesses guest memory without a
 // check; an access to an unmapped, protected or write-watched guest page
-// raises SIGSEGV (or SIGBUS) on the host. While compiled code runs, the
-// engine publishes a HostFaultScope for its thread; the process-wide
+// raises SIGSEGV (or SIGBUS) on the host. While compiled code runs, its
+// caller publishes a HostFaultScope for its thread; the process-wide
 // handler turns a fault whose address lies in that scope's guest
 // reservation into a siglongjmp back to the scope. Any other fault goes to
 // the handler that was installed before ours (or the default action), so a

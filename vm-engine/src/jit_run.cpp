@@ -1,12 +1,22 @@
 // GuestMemoryBridge (softmmu slow paths over a core::GuestMemory) and the
-// block-at-a-time JIT execution loop.
+// block-at-a-time JIT execution loop, over the bridge or over an
+// AddressSpace (Direct with host faults caught, or softmmu through a Tlb).
+#include <array>
+#include <cerrno>
+#include <cfenv>
+#include <csetjmp>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 #include <unordered_map>
 
+#include "host_fault.hpp"
 #include "vm/engine/jit.hpp"
+#include "vm/engine/tlb_bridge.hpp"
+#include "vm/mem/address_space.hpp"
+#include "vm/mem/tlb.hpp"
 
 namespace vm::engine {
 
@@ -99,36 +109,54 @@ std::string fault_message(core::GuestMemory& memory, const translate::MemoryCont
   return fmt::format("{} fault", core::access_name(access));
 }
 
+// How a compiler's code reaches guest memory: the bridge's slow paths
+// (precise faults), or as the execution engine's code over an AddressSpace
+// (restartable softmmu through a Tlb, restartable Direct with and without GS).
+enum class CodeKind : uint8_t { Bridge, SoftMmu, Direct, DirectGs };
+constexpr size_t kCodeKinds = 4;
+
+JitOptions options_for(CodeKind kind) {
+  JitOptions jo;
+  jo.memory = kind == CodeKind::Direct || kind == CodeKind::DirectGs ? translate::MemoryStrategy::Direct
+                                                                      : translate::MemoryStrategy::SoftMmu;
+  if (kind != CodeKind::Bridge) jo.restartable = true;
+  if (jo.memory == translate::MemoryStrategy::Direct) jo.direct_guard = mem::AddressSpace::kDirectGuard;
+  jo.guest_base_gs = kind == CodeKind::DirectGs;
+  return jo;
+}
+
 // Creating an LLJIT and its target machines costs several times a small
 // block's compile, and run_jit is called many times per process (the
 // differential tests; a syscall exit returns to the caller). Idle compilers
-// are kept for the next call with their code freed. The pool is never
-// destroyed, so no LLVM object outlives LLVM's own statics at exit.
+// are kept for the next call with their code freed, one pool per CodeKind.
+// The pools are never destroyed, so no LLVM object outlives LLVM's own
+// statics at exit.
 struct CompilerLease {
   std::unique_ptr<JITCompiler> jit;
+  CodeKind kind = CodeKind::Bridge;
   std::vector<CompiledBlock> units;
 
   static std::mutex& mutex() {
     static std::mutex m;
     return m;
   }
-  static std::vector<std::unique_ptr<JITCompiler>>& idle() {
-    static auto* pool = new std::vector<std::unique_ptr<JITCompiler>>();
-    return *pool;
+  static std::vector<std::unique_ptr<JITCompiler>>& idle(CodeKind kind) {
+    static auto* pools = new std::array<std::vector<std::unique_ptr<JITCompiler>>, kCodeKinds>();
+    return (*pools)[static_cast<size_t>(kind)];
   }
-  static core::Result<CompilerLease> take() {
+  static core::Result<CompilerLease> take(CodeKind kind) {
     CompilerLease lease;
+    lease.kind = kind;
     {
       std::lock_guard lock(mutex());
-      if (!idle().empty()) {
-        lease.jit = std::move(idle().back());
-        idle().pop_back();
+      auto& pool = idle(kind);
+      if (!pool.empty()) {
+        lease.jit = std::move(pool.back());
+        pool.pop_back();
         return lease;
       }
     }
-    JitOptions jo;
-    jo.memory = translate::MemoryStrategy::SoftMmu;
-    auto jit = JITCompiler::create(jo);
+    auto jit = JITCompiler::create(options_for(kind));
     if (!jit) return std::unexpected(jit.error());
     lease.jit = std::move(*jit);
     return lease;
@@ -144,23 +172,59 @@ struct CompilerLease {
     // A compiler that could not free its code is dropped rather than reused.
     if (!clean) return;
     std::lock_guard lock(mutex());
-    idle().push_back(std::move(jit));
+    idle(kind).push_back(std::move(jit));
   }
 };
 
-}  // namespace
+// Where the loop's compiled code finds guest memory.
+struct LoopMemory {
+  core::GuestMemory& memory;      // what blocks are fetched from, and faults described by
+  translate::MemoryContext& ctx;  // what the code gets
+  CodeKind kind = CodeKind::Bridge;
+  // Direct: the host range whose faults are guest faults (the reservation with its guards).
+  uintptr_t fault_lo = 0, fault_hi = 0;
+};
 
-JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
-                     const BlockSource& source, Tier tier, const ir::HelperTable& helpers) {
+// Runs a unit of Direct code with host faults in [lo, hi) caught. False when
+// one ended it: the state then holds the last synced instruction boundary.
+bool run_catching_host_faults(translate::BlockFn fn, core::X86State& state, translate::MemoryContext& ctx,
+                              uintptr_t lo, uintptr_t hi, uint64_t& code) {
+  detail::HostFaultScope scope;
+  scope.lo = lo;
+  scope.hi = hi;
+  if (sigsetjmp(scope.env, 0) != 0) {
+    detail::current_host_fault_scope() = nullptr;
+    std::fesetround(FE_TONEAREST);  // the code may have been running in another mode
+    return false;
+  }
+  detail::current_host_fault_scope() = &scope;
+  code = translate::run_unit(fn, &state, &ctx);
+  detail::current_host_fault_scope() = nullptr;
+  return true;
+}
+
+// A block that could not be fetched ends the run as a fault (or an error).
+JitRunResult& fetch_failed(JitRunResult& res, const core::Error& e) {
+  res.reason = e.code == core::ErrorCode::GuestFault ? JitRunResult::Reason::Fault : JitRunResult::Reason::Error;
+  res.fault_addr = e.addr;
+  res.message = e.message;
+  return res;
+}
+
+JitRunResult run_loop(const LoopMemory& lm, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
+                      const BlockSource& source, Tier tier, const ir::HelperTable& helpers) {
   JitRunResult res;
-  auto lease = CompilerLease::take();
+  auto lease = CompilerLease::take(lm.kind);
   if (!lease) {
     res.reason = JitRunResult::Reason::Error;
     res.message = lease.error().to_string();
     return res;
   }
   JITCompiler& jit = *lease->jit;
-  GuestMemoryBridge bridge(memory, helpers);
+  core::GuestMemory& memory = lm.memory;
+  translate::MemoryContext& ctx = lm.ctx;
+  const bool direct = lm.kind == CodeKind::Direct || lm.kind == CodeKind::DirectGs;
+  std::optional<ir::Interpreter> interp;  // restarts only
   // The trap terminator's message is kept with the code so traps read as the interpreter's do.
   struct Entry {
     translate::BlockFn fn;
@@ -180,13 +244,7 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
     auto it = cache.find(state.rip);
     if (it == cache.end()) {
       auto blk = source(memory, res.pc);
-      if (!blk) {
-        res.reason = blk.error().code == core::ErrorCode::GuestFault ? JitRunResult::Reason::Fault
-                                                                     : JitRunResult::Reason::Error;
-        res.fault_addr = blk.error().addr;
-        res.message = blk.error().message;
-        return res;
-      }
+      if (!blk) return fetch_failed(res, blk.error());
       auto compiled = jit.compile(*blk, tier);
       if (!compiled) {
         res.reason = JitRunResult::Reason::Error;
@@ -199,15 +257,45 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
       if (blk->term.kind == ir::TermKind::Trap) term = blk->term;
       it = cache.emplace(state.rip, Entry{compiled->entry, std::move(term)}).first;
     }
-    auto exit = translate::decode_exit(translate::run_unit(it->second.fn, &state, &bridge.context()));
+    uint64_t code = 0;
+    bool restart = false;
+    if (direct)
+      restart = !run_catching_host_faults(it->second.fn, state, ctx, lm.fault_lo, lm.fault_hi, code);
+    else
+      code = translate::run_unit(it->second.fn, &state, &ctx);
+    auto exit = translate::decode_exit(code);
     ++res.blocks;
+    if (restart || exit.restart) {
+      // The state holds an instruction boundary of this block at or before
+      // the faulting access, and memory nothing stored after it: the
+      // interpreter runs the block from there (one block, as counted).
+      ++res.restarts;
+      if (!interp) interp.emplace(memory, helpers);
+      res.pc = core::GuestAddr(state.rip);
+      auto rest = source(memory, res.pc);
+      if (!rest) return fetch_failed(res, rest.error());
+      ir::ExecResult r = interp->run(*rest, state);
+      if (r.kind == ir::TermKind::Trap) {
+        res.pc = r.pc;
+        res.trap = r.trap;
+        res.message = r.message;
+        res.reason = r.trap == ir::TrapReason::MemoryFault ? JitRunResult::Reason::Fault : JitRunResult::Reason::Trap;
+        if (r.trap == ir::TrapReason::MemoryFault) res.fault_addr = r.fault_addr;
+        return res;
+      }
+      if (r.kind == ir::TermKind::Syscall) {
+        res.reason = JitRunResult::Reason::Syscall;
+        return res;
+      }
+      continue;
+    }
     res.pc = core::GuestAddr(state.rip);
     if (exit.kind == ir::TermKind::Trap) {
       res.trap = exit.trap;
       if (exit.trap == ir::TrapReason::MemoryFault) {
         res.reason = JitRunResult::Reason::Fault;
-        res.fault_addr = core::GuestAddr(bridge.context().fault_addr);
-        res.message = fault_message(memory, bridge.context());
+        res.fault_addr = core::GuestAddr(ctx.fault_addr);
+        res.message = fault_message(memory, ctx);
       } else {
         res.reason = JitRunResult::Reason::Trap;
         const ir::Terminator& term = it->second.term;
@@ -225,6 +313,45 @@ JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::Gue
       return res;
     }
   }
+}
+
+}  // namespace
+
+JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
+                     const BlockSource& source, Tier tier, const ir::HelperTable& helpers) {
+  GuestMemoryBridge bridge(memory, helpers);
+  return run_loop(LoopMemory{memory, bridge.context()}, state, stop_pc, max_blocks, source, tier, helpers);
+}
+
+JitRunResult run_jit(mem::AddressSpace& space, const SpaceAccess& access, core::X86State& state,
+                     core::GuestAddr stop_pc, uint64_t max_blocks, const BlockSource& source, Tier tier,
+                     const ir::HelperTable& helpers) {
+  auto error = [](std::string message) {
+    JitRunResult res;
+    res.reason = JitRunResult::Reason::Error;
+    res.message = std::move(message);
+    return res;
+  };
+  if (access.memory == translate::MemoryStrategy::SoftMmu) {
+    std::optional<mem::Tlb> own;
+    mem::Tlb& tlb = access.tlb ? *access.tlb : own.emplace(space.page_table());
+    TlbBridge bridge(tlb, helpers);
+    return run_loop(LoopMemory{space, bridge.context(), CodeKind::SoftMmu}, state, stop_pc, max_blocks, source, tier,
+                    helpers);
+  }
+  if (space.guest_base() == nullptr) return error("direct access needs a Direct address space");
+  if (!detail::install_host_fault_handler())
+    return error(fmt::format("cannot install the host fault handler: {}", std::strerror(errno)));
+  const auto base = reinterpret_cast<uint64_t>(space.guest_base());
+  translate::MemoryContext ctx;
+  ctx.guest_base = base;
+  ctx.region_mask = space.address_mask();
+  ctx.helpers = helpers.fns.data();
+  LoopMemory lm{space, ctx, CodeKind::Direct};
+  if (tier == Tier::Optimized && detail::set_gs_base(base)) lm.kind = CodeKind::DirectGs;
+  lm.fault_lo = base - mem::AddressSpace::kDirectGuard;
+  lm.fault_hi = base + space.size() + mem::AddressSpace::kDirectGuard;
+  return run_loop(lm, state, stop_pc, max_blocks, source, tier, helpers);
 }
 
 }  // namespace vm::engine

@@ -13,7 +13,9 @@
 // run_jit() is the execution loop the `vm exec --engine jit` CLI uses; it
 // takes its blocks from a caller-supplied source (normally the x86 frontend's
 // decode_block) and reaches guest memory through a core::GuestMemory via the
-// softmmu slow paths, so every guest fault is precise.
+// softmmu slow paths, so every guest fault is precise. Its overload over a
+// vm-mem AddressSpace reaches memory as the execution engine's code does
+// instead (direct access, or a software TLB hit inline).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,11 @@
 #include "vm/ir/interpreter.hpp"
 #include "vm/ir/ir.hpp"
 #include "vm/translate/lowering.hpp"
+
+namespace vm::mem {
+class AddressSpace;
+class Tlb;
+}  // namespace vm::mem
 
 namespace vm::engine {
 
@@ -157,6 +164,9 @@ struct JitRunResult {
   std::string message;
   uint64_t blocks = 0;           // blocks executed
   uint64_t blocks_compiled = 0;  // distinct blocks compiled
+  // Over an AddressSpace: memory faults of compiled code whose block the
+  // interpreter finished from the last synced instruction boundary.
+  uint64_t restarts = 0;
 };
 std::string_view jit_run_reason_name(JitRunResult::Reason r);
 
@@ -164,6 +174,32 @@ using BlockSource = std::function<core::Result<ir::IRBlock>(core::GuestMemory&, 
 
 JitRunResult run_jit(core::GuestMemory& memory, core::X86State& state, core::GuestAddr stop_pc, uint64_t max_blocks,
                      const BlockSource& source, Tier tier = Tier::Fast,
+                     const ir::HelperTable& helpers = ir::HelperTable::defaults());
+
+// run_jit over a vm-mem AddressSpace, its compiled code reaching guest
+// memory the way the execution engine's does under `vm run`, so that the
+// lowering's inline memory paths run (the overload above only ever takes
+// the slow paths). The code is restartable (translate::LoweringOptions::
+// restartable), as the engine's is:
+//  - memory = Direct (the space must be Direct): guest_base + (address &
+//    mask) with no check and the engine's direct_guard; Tier::Optimized
+//    code addresses memory through GS when the calling thread can set its
+//    GS base to the space's (it keeps that base afterwards). A guest access
+//    to an inaccessible page raises a host fault, which is caught as the
+//    engine catches it (the process-wide handler of host_fault.hpp).
+//  - memory = SoftMmu: through `tlb` (a Tlb of space.page_table(), via
+//    TlbBridge); whatever the caller filled it with hits inline from the
+//    first access. Null: a fresh Tlb, filled by the slow paths.
+// At a memory fault the state holds the last synced instruction boundary
+// of the block; the interpreter runs the block from there, makes the
+// access itself and reports the fault (pc, address, message) as
+// translate::run_interpreter does (JitRunResult::restarts counts these).
+struct SpaceAccess {
+  translate::MemoryStrategy memory = translate::MemoryStrategy::Direct;
+  mem::Tlb* tlb = nullptr;
+};
+JitRunResult run_jit(mem::AddressSpace& space, const SpaceAccess& access, core::X86State& state,
+                     core::GuestAddr stop_pc, uint64_t max_blocks, const BlockSource& source, Tier tier = Tier::Fast,
                      const ir::HelperTable& helpers = ir::HelperTable::defaults());
 
 }  // namespace vm::engine
