@@ -5,6 +5,8 @@
 // be refilled by the slow paths so later accesses hit inline.
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cstring>
 #include <random>
 
 #include "lowering_harness.hpp"
@@ -117,4 +119,98 @@ TEST_CASE("after a slow-path refill the next access hits the Tlb inline") {
   // Only the first run's load and store miss (one read fill, one write fill);
   // the other 18 accesses hit inline and are not counted by the Tlb.
   CHECK(tlb.stats().misses <= 2);
+}
+
+namespace {
+
+// A hand-made TLB for the next test: one page of guest data seen through
+// two tables, `old_table` (tag 1, host bytes `old_page`) and `new_table`
+// (tag 2, host bytes `new_page`). The slow path switches the TlbFast from
+// the first to the second, as a flush or resize by vm-mem's Tlb would.
+struct SwitchingTlb {
+  static constexpr uint64_t kPage = 0x40000;
+  static constexpr uint64_t kEntries = 16;
+  core::TlbFast fast;
+  std::array<core::TlbEntry, kEntries> old_table{}, new_table{};
+  std::array<uint8_t, core::kTlbPageSize> old_page{}, new_page{};
+  uint32_t calls = 0;  // of the slow path or helper that switched the tables
+
+  SwitchingTlb() {
+    old_page.fill(0x11);
+    new_page.fill(0x22);
+    const uint64_t slot = (kPage >> core::kTlbPageBits) & (kEntries - 1);
+    const uint64_t old_tag = uint64_t{1} << core::kTlbTagShift, new_tag = uint64_t{2} << core::kTlbTagShift;
+    old_table[slot].addr_read = kPage | old_tag;
+    old_table[slot].addend = reinterpret_cast<uint64_t>(old_page.data()) - kPage;
+    new_table[slot].addr_read = kPage | new_tag;
+    new_table[slot].addend = reinterpret_cast<uint64_t>(new_page.data()) - kPage;
+    fast.index_mask = (kEntries - 1) << core::kTlbEntrySizeLog2;
+    fast.table = old_table.data();
+    fast.tag = old_tag;
+  }
+  void switch_tables() {
+    ++calls;
+    fast.table = new_table.data();
+    fast.tag = uint64_t{2} << core::kTlbTagShift;
+  }
+  static uint32_t load_slow(translate::MemoryContext* mem, uint64_t, uint64_t size, void* out) {
+    std::memset(out, 0, size);
+    static_cast<SwitchingTlb*>(mem->user)->switch_tables();
+    return 0;
+  }
+  // A helper sees only the state: the test's TLB goes through this pointer.
+  static inline SwitchingTlb* current = nullptr;
+  static uint64_t helper(core::X86State*, uint64_t, uint64_t, uint64_t) {
+    current->switch_tables();
+    return 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an access after a slow path or helper uses the TLB's table and tag as the call left them") {
+  // The first op is a load that misses (nothing maps 0x90000), or a helper
+  // call; either replaces the table and the tag. The second load's page is
+  // in both tables: read through the table and tag of the unit's entry, it
+  // would hit the old entry and load 0x11 bytes.
+  const char* kText = R"(block 0x1000 len 1 {
+  insn 0x1000
+  %0:i64 = const 0x90000
+  %1:i64 = FIRST
+  %2:i64 = const 0x40010
+  %3:i64 = load %2
+  %4:i64 = add %1, %3
+  set_reg rax, %4
+  exit 0x1001
+})";
+  engine::JitOptions jo;
+  jo.memory = translate::MemoryStrategy::SoftMmu;
+  auto jit = engine::JITCompiler::create(jo);
+  REQUIRE(jit.has_value());
+  for (std::string first : {"load %0", "call_helper rdtsc"}) {
+    std::string text = kText;
+    text.replace(text.find("FIRST"), 5, first);
+    auto block = ir::parse(text);
+    REQUIRE(block.has_value());
+    for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized}) {
+      CAPTURE(first);
+      CAPTURE(engine::tier_name(tier));
+      SwitchingTlb tlb;
+      SwitchingTlb::current = &tlb;
+      ir::HelperTable helpers;
+      helpers.fns[static_cast<size_t>(ir::Helper::Rdtsc)] = &SwitchingTlb::helper;
+      translate::MemoryContext mem;
+      mem.tlb = &tlb.fast;
+      mem.load_slow = &SwitchingTlb::load_slow;
+      mem.helpers = helpers.fns.data();
+      mem.user = &tlb;
+      auto c = (*jit)->compile(*block, tier);
+      REQUIRE(c.has_value());
+      core::X86State s{};
+      engine::execute(*c, s, mem);
+      (void)(*jit)->release(*c);
+      CHECK(tlb.calls == 1);
+      CHECK(s.gpr[0] == 0x2222222222222222ULL);
+    }
+  }
 }

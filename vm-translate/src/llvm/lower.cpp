@@ -76,6 +76,9 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("vm");
     guest_scope_ = llvm::MDNode::get(ctx_, {mdb.createAnonymousAliasScope(domain, "guest memory")});
     tlb_scope_ = llvm::MDNode::get(ctx_, {mdb.createAnonymousAliasScope(domain, "tlb")});
+    tlb_slots_ = {b_.CreateAlloca(i64_, nullptr, "tlb_index_mask"), b_.CreateAlloca(ptr_, nullptr, "tlb_table"),
+                  b_.CreateAlloca(i64_, nullptr, "tlb_tag")};
+    refresh_tlb_slots();
   }
   if (blocks.size() > 1) init_region_slots(blocks);
   for (size_t i = 0; i < blocks.size(); ++i) {

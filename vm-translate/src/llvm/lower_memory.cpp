@@ -36,9 +36,9 @@ std::pair<Value*, Value*> Lowerer::tlb_lookup(Value* addr, uint32_t size, size_t
 }
 
 std::pair<Value*, Value*> Lowerer::tlb_lookup_span(Value* addr, Value* last_off, size_t comparator_off, bool also_read) {
-  Value* index_mask = tlb_load(i64_, tlb_, core::kTlbFastIndexMaskOffset);
-  Value* table = tlb_load(ptr_, tlb_, core::kTlbFastTableOffset);
-  Value* tag = tlb_load(i64_, tlb_, core::kTlbFastTagOffset);
+  Value* index_mask = b_.CreateLoad(i64_, tlb_slots_[0]);
+  Value* table = b_.CreateLoad(ptr_, tlb_slots_[1]);
+  Value* tag = b_.CreateLoad(i64_, tlb_slots_[2]);
   Value* idx = b_.CreateAnd(b_.CreateLShr(addr, core::kTlbIndexShift), index_mask);
   Value* entry = b_.CreateGEP(i8_, table, idx);
   Value* last = b_.CreateAdd(addr, last_off);
@@ -55,6 +55,7 @@ Value* Lowerer::call_slow(size_t field, llvm::FunctionType* fty, llvm::ArrayRef<
   Value* fnp = b_.CreateLoad(ptr_, mem_field(field));
   if (cur_mode_ != c32(kNearest)) b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {c32(kNearest)});
   Value* r = b_.CreateCall(fty, fnp, args);
+  refresh_tlb_slots();
   if (cur_mode_ != c32(kNearest)) b_.CreateIntrinsic(llvm::Intrinsic::set_rounding, {}, {cur_mode_});
   return r;
 }

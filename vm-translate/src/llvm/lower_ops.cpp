@@ -163,6 +163,7 @@ core::Result<void> Lowerer::lower_op(const ir::Op& op, Value*& out) {
       for (int i = 0; i < op.nargs; ++i) args[i + 1] = arg(op, i);
       auto* hty = llvm::FunctionType::get(i64_, {ptr_, i64_, i64_, i64_}, false);
       Value* r = b_.CreateCall(hty, fnp, args);
+      refresh_tlb_slots();
       b_.CreateBr(join);
       b_.SetInsertPoint(join);
       auto* phi = b_.CreatePHI(i64_, 3);

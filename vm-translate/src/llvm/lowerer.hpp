@@ -78,6 +78,18 @@ private:
   // across guest stores; only calls (slow paths, helpers) reload them.
   llvm::MDNode* guest_scope_ = nullptr;
   llvm::MDNode* tlb_scope_ = nullptr;
+  // SoftMmu: the TlbFast fields (index mask, table, tag) in slots that SROA
+  // turns into SSA values, stored at the unit's entry and again after every
+  // call that may flush or resize the TLB (slow paths, helpers). An access
+  // then reads them from values instead of reloading them through `tlb_`
+  // after every join with a slow path.
+  std::array<llvm::AllocaInst*, 3> tlb_slots_{};
+  void refresh_tlb_slots() {
+    if (tlb_ == nullptr) return;
+    const size_t offs[3] = {core::kTlbFastIndexMaskOffset, core::kTlbFastTableOffset, core::kTlbFastTagOffset};
+    for (size_t i = 0; i < 3; ++i)
+      b_.CreateStore(tlb_load(tlb_slots_[i]->getAllocatedType(), tlb_, offs[i]), tlb_slots_[i]);
+  }
   bool strict_ = false;
 
   std::vector<llvm::BasicBlock*> block_entries_;
