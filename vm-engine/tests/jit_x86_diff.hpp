@@ -39,7 +39,9 @@ void for_each_diff_sequence(DiffCorpus corpus, uint64_t count, uint64_t seed,
 uint64_t diff_knob(const char* name, uint64_t def);
 
 // The memory run_ours gives a Machine: code (padded with int3), data, stack.
-core::RegionMemory machine_memory(std::span<const uint8_t> code, const Machine& m);
+// `data_perms`: the data region's permissions (read-write there).
+core::RegionMemory machine_memory(std::span<const uint8_t> code, const Machine& m,
+                                  uint8_t data_perms = core::kPermRW);
 
 // Blocks as run_interpreter decodes them: ending at `stop`.
 engine::BlockSource diff_block_source(core::GuestAddr stop);

@@ -33,12 +33,12 @@ void for_each_diff_sequence(DiffCorpus corpus, uint64_t count, uint64_t seed,
 
 uint64_t diff_knob(const char* name, uint64_t def) { return env_or(name, def); }
 
-core::RegionMemory machine_memory(std::span<const uint8_t> code, const Machine& m) {
+core::RegionMemory machine_memory(std::span<const uint8_t> code, const Machine& m, uint8_t data_perms) {
   core::RegionMemory mem;
   std::vector<uint8_t> code_region(kCodeSize, 0xcc);
   std::memcpy(code_region.data(), code.data(), std::min<size_t>(code.size(), kCodeSize));
   (void)mem.add_region(core::GuestAddr(kCodeBase), std::move(code_region), core::kPermRead | core::kPermExec);
-  (void)mem.add_region(core::GuestAddr(kDataBase), m.data, core::kPermRW);
+  (void)mem.add_region(core::GuestAddr(kDataBase), m.data, data_perms);
   (void)mem.add_region(core::GuestAddr(kStackBase), m.stack, core::kPermRW);
   return mem;
 }
