@@ -255,7 +255,9 @@ struct JITCompiler::Impl {
     if (perf_map) std::fclose(perf_map);
   }
 
-  void optimize(llvm::Module& m) { translate::run_lean_pipeline(m, tm.get()); }
+  void optimize(llvm::Module& m) {
+    translate::run_lean_pipeline(m, tm.get(), options.memory == translate::MemoryStrategy::SoftMmu);
+  }
 
   void configure_codegen(Tier tier) {
     tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);

@@ -214,3 +214,70 @@ TEST_CASE("an access after a slow path or helper uses the TLB's table and tag as
     }
   }
 }
+
+TEST_CASE("softmmu Optimized code branches once on an access group's TLB check") {
+  // Four stores to the stack slots below rsp with arithmetic between them
+  // (a push sequence): one group, one TLB check. Each grouped access
+  // branches on the check; jump threading takes the hit path (and the miss
+  // path) straight through the following accesses, so the optimised code
+  // branches on it once.
+  auto block = ir::parse(R"(block 0x1000 len 4 {
+  insn 0x1000
+  %0:i64 = get_reg rsp
+  %1:i64 = const 0x8
+  %2:i64 = sub %0, %1
+  %3:i64 = get_reg rax
+  store %2, %3
+  insn 0x1001
+  %4:i64 = sub %2, %1
+  %5:i64 = add %3, %3
+  store %4, %5
+  insn 0x1002
+  %6:i64 = sub %4, %1
+  %7:i64 = mul %5, %3
+  store %6, %7
+  insn 0x1003
+  %8:i64 = sub %6, %1
+  %9:i64 = xor %7, %5
+  store %8, %9
+  set_reg rsp, %8
+  exit 0x1004
+})");
+  REQUIRE(block.has_value());
+  engine::JitOptions jo;
+  jo.memory = translate::MemoryStrategy::SoftMmu;
+  auto jit = engine::JITCompiler::create(jo);
+  REQUIRE(jit.has_value());
+  auto text = (*jit)->dump_region(std::span<const ir::IRBlock>(&*block, 1), engine::Tier::Optimized,
+                                  engine::Stage::Optimized);
+  REQUIRE(text.has_value());
+  size_t branches = 0;
+  for (size_t at = text->find("br i1 %tlb_hit,"); at != std::string::npos; at = text->find("br i1 %tlb_hit,", at + 1))
+    ++branches;
+  CHECK(branches == 1);
+
+  // The code still stores the four values, through the slow paths on the
+  // first run (the Tlb is empty) and through the group's hit on the second.
+  std::vector<uint8_t> bytes(kSize, 0);
+  auto space = make_space(bytes);
+  mem::Tlb tlb(space->page_table());
+  engine::TlbBridge bridge(tlb);
+  auto c = (*jit)->compile(*block, engine::Tier::Optimized);
+  REQUIRE(c.has_value());
+  for (uint64_t rax : {uint64_t{3}, uint64_t{0x1234567}}) {
+    core::X86State s{};
+    s.gpr[4] = kBase + 0x100;  // rsp
+    s.gpr[0] = rax;
+    engine::execute(*c, s, bridge.context());
+    CHECK(s.gpr[4] == kBase + 0x100 - 32);
+    std::array<uint64_t, 4> got{};
+    REQUIRE(space->read(core::GuestAddr(kBase + 0x100 - 32), std::span<uint8_t>(reinterpret_cast<uint8_t*>(got.data()), 32))
+                .has_value());
+    const uint64_t twice = rax + rax, product = twice * rax;
+    CHECK(got[3] == rax);
+    CHECK(got[2] == twice);
+    CHECK(got[1] == product);
+    CHECK(got[0] == (product ^ twice));
+  }
+  (void)(*jit)->release(*c);
+}

@@ -144,7 +144,8 @@ core::Result<std::string> CrossTranslator::translate(std::span<const ir::IRBlock
   count->setInitializer(llvm::ConstantInt::get(i64, fns.size()));
   count->setConstant(true);
 
-  if (impl_->options.optimize) run_lean_pipeline(module, impl_->tm.get());
+  if (impl_->options.optimize)
+    run_lean_pipeline(module, impl_->tm.get(), impl_->options.memory == MemoryStrategy::SoftMmu);
 
   std::string out;
   if (kind == EmitKind::LlvmIr) {

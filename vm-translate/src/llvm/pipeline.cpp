@@ -18,6 +18,7 @@
 #include <llvm/Transforms/Scalar/DeadStoreElimination.h>
 #include <llvm/Transforms/Scalar/EarlyCSE.h>
 #include <llvm/Transforms/Scalar/GVN.h>
+#include <llvm/Transforms/Scalar/JumpThreading.h>
 #include <llvm/Transforms/Scalar/SROA.h>
 #include <llvm/Transforms/Scalar/SimplifyCFG.h>
 #include <llvm/Transforms/Scalar/Sink.h>
@@ -253,7 +254,7 @@ struct SinkIntoColdPathsPass : llvm::PassInfoMixin<SinkIntoColdPathsPass> {
 
 }  // namespace
 
-void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
+void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm, bool thread_jumps) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cam;
@@ -274,6 +275,13 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm) {
   fpm.addPass(llvm::DSEPass());
   fpm.addPass(llvm::ADCEPass());
   fpm.addPass(llvm::SimplifyCFGPass());
+  if (thread_jumps) {
+    // softmmu: each access of an access group branches on the group's one
+    // TLB check, the next access's branch right after the join of the last
+    // one; jump threading sends the hit path straight on (docs/jit.md).
+    fpm.addPass(llvm::JumpThreadingPass());
+    fpm.addPass(llvm::SimplifyCFGPass());
+  }
   // Values used only on one exit edge (the flags a region stores when it
   // leaves a loop) sink into that edge, not the loop: an edge into a shared
   // exit block is critical, so split those first and fold what stays empty.

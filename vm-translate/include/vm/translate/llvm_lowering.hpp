@@ -37,10 +37,11 @@ uint32_t count_instructions(const llvm::Module& module);
 
 // The lean optimisation pipeline shared by the JIT's Tier::Optimized and the
 // cross translator: SROA, EarlyCSE, InstCombine, SimplifyCFG, GVN, DSE, ADCE,
+// SimplifyCFG, with `thread_jumps` (for softmmu code) JumpThreading and
 // SimplifyCFG, then critical-edge splitting, sinking out of cycles and into
 // cold paths (ours), Sink and SimplifyCFG over every function. Builds its
 // own analysis managers.
-void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm);
+void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm, bool thread_jumps);
 
 // Prepares IR for FastISel at CodeGenOptLevel::None (the JIT's Tier::Fast).
 // When FastISel meets an instruction it cannot select (i128 arithmetic,
