@@ -48,38 +48,35 @@ std::string run_one(const DiffSequence& seq, bool with_optimized, DiffTally& tal
   return diff;
 }
 
+// Runs the first `iterations` sequences of `corpus` (the knobs as above);
+// reports failures and returns the tally.
+DiffTally run_corpus(DiffCorpus corpus, uint64_t iterations) {
+  const uint64_t optimized_every = std::max<uint64_t>(1, diff_knob("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
+  const uint64_t seed = diff_knob("VM_X86_DIFF_SEED", 1);
+  DiffTally tally;
+  for_each_diff_sequence(corpus, iterations, seed, [&](const DiffSequence& seq) {
+    std::string diff = run_one(seq, seq.run % optimized_every == 0, tally);
+    if (!diff.empty()) report_failure(tally, seq, seed, diff);
+  });
+  MESSAGE(fmt::format("{} {} sequences: {} Tier::Fast runs, {} Tier::Optimized runs, {} blocks, {} ending in a "
+                      "trap or fault; {} mismatches",
+                      iterations, corpus == DiffCorpus::Sse ? "SSE" : "integer", tally.fast_runs,
+                      tally.optimized_runs, tally.blocks, tally.non_stop, tally.failures));
+  CHECK(tally.failures == 0);
+  return tally;
+}
+
 }  // namespace
 
 TEST_CASE("JIT matches the interpreter on the frontend's integer differential corpus") {
   const uint64_t iterations = diff_knob("VM_JIT_DIFF_ITERATIONS", 20000);
-  const uint64_t optimized_every = std::max<uint64_t>(1, diff_knob("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
-  const uint64_t seed = diff_knob("VM_X86_DIFF_SEED", 1);
-  DiffTally tally;
-  for_each_diff_sequence(DiffCorpus::Integer, iterations, seed, [&](const DiffSequence& seq) {
-    std::string diff = run_one(seq, seq.run % optimized_every == 0, tally);
-    if (!diff.empty()) report_failure(tally, seq, seed, diff);
-  });
-  MESSAGE(fmt::format("{} integer sequences: {} Tier::Fast runs, {} Tier::Optimized runs, {} blocks, {} ending in a "
-                      "trap or fault; {} mismatches",
-                      iterations, tally.fast_runs, tally.optimized_runs, tally.blocks, tally.non_stop, tally.failures));
-  CHECK(tally.failures == 0);
+  DiffTally tally = run_corpus(DiffCorpus::Integer, iterations);
   // Faults and traps are part of what is compared (59 at the default size; a short run may have none).
   if (iterations >= 5000) CHECK(tally.non_stop > 0);
 }
 
 TEST_CASE("JIT matches the interpreter on the frontend's SSE differential corpus") {
-  const uint64_t iterations = diff_knob("VM_JIT_SSE_DIFF_ITERATIONS", 5000);
-  const uint64_t optimized_every = std::max<uint64_t>(1, diff_knob("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
-  const uint64_t seed = diff_knob("VM_X86_DIFF_SEED", 1);
-  DiffTally tally;
-  for_each_diff_sequence(DiffCorpus::Sse, iterations, seed, [&](const DiffSequence& seq) {
-    std::string diff = run_one(seq, seq.run % optimized_every == 0, tally);
-    if (!diff.empty()) report_failure(tally, seq, seed, diff);
-  });
-  MESSAGE(fmt::format("{} SSE sequences: {} Tier::Fast runs, {} Tier::Optimized runs, {} blocks, {} ending in a trap "
-                      "or fault; {} mismatches",
-                      iterations, tally.fast_runs, tally.optimized_runs, tally.blocks, tally.non_stop, tally.failures));
-  CHECK(tally.failures == 0);
+  run_corpus(DiffCorpus::Sse, diff_knob("VM_JIT_SSE_DIFF_ITERATIONS", 5000));
 }
 
 }  // namespace vm::translate::test
