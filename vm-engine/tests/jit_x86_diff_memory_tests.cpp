@@ -217,4 +217,27 @@ TEST_CASE("JIT with direct access and a filled TLB matches the interpreter on th
   run_corpus(DiffCorpus::Sse, "VM_JIT_MEM_SSE_DIFF_ITERATIONS", 1500);
 }
 
+
+TEST_CASE("a locked cmpxchg whose new value is its comparand faults on a read-only page at Tier::Optimized") {
+  // Sequence 1607 of the integer corpus, which the whole corpus with every
+  // sequence at both tiers found (the default run compiles it at Fast only):
+  // `lock cmpxchg dword ptr [r15 + 0xf5], eax` with the data region
+  // read-only. The access is unaligned, so compiled code loads, selects and
+  // stores; with eax as both comparand and new value the select folds to
+  // the loaded value, and LLVM dropped the store of it, so direct code ran
+  // on past a write x86 makes (and faults on) whatever the compare says.
+  MemoryTally tally;
+  bool seen = false;
+  for_each_diff_sequence(DiffCorpus::Integer, 1607, 1, [&](const DiffSequence& seq) {
+    if (seq.run != 1607) return;
+    seen = true;
+    REQUIRE(seq.text.find("lock cmpxchg dword ptr [r15 + 0xf5], eax") != std::string::npos);
+    std::string diff = run_one(seq, true, tally);
+    if (!diff.empty()) report_failure(tally, seq, 1, diff);
+  });
+  REQUIRE(seen);
+  CHECK(tally.read_only_runs == 1);
+  CHECK(tally.failures == 0);
+}
+
 }  // namespace vm::translate::test

@@ -361,7 +361,10 @@ Value* Lowerer::atomic_on_host(const ir::Op& op, Value* host) {
       case ir::RmwOp::Xor: neu = b_.CreateXor(old_plain, a1); break;
     }
   }
-  b_.CreateAlignedStore(neu, host, llvm::Align(1));
+  // x86 writes the destination even when the compare fails (or the result
+  // equals the old value): under restartable state that write must stay, or
+  // a read-only page would not fault (see emit_store).
+  b_.CreateAlignedStore(restartable() ? opaque(neu) : neu, host, llvm::Align(1));
   b_.CreateBr(join);
 
   b_.SetInsertPoint(join);
