@@ -60,5 +60,11 @@ RunResult interpreter_reference(core::RegionMemory& memory, core::X86State& stat
 
 // A failed check naming the sequence (the first five failures only).
 void report_failure(DiffTally& tally, const DiffSequence& seq, uint64_t seed, const std::string& diff);
+// The first `iterations` sequences of `corpus` for the seed VM_X86_DIFF_SEED
+// (default 1), each given to `run_one` with whether it runs at
+// Tier::Optimized too (every VM_JIT_DIFF_OPTIMIZED_EVERY-th, default 16);
+// what `run_one` returns is the sequence's differences, reported as failures.
+void run_diff_sequences(DiffCorpus corpus, uint64_t iterations, DiffTally& tally,
+                        const std::function<std::string(const DiffSequence&, bool with_optimized)>& run_one);
 
 }  // namespace vm::translate::test

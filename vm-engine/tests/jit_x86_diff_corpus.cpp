@@ -96,4 +96,14 @@ void report_failure(DiffTally& tally, const DiffSequence& seq, uint64_t seed, co
   if (++tally.failures <= 5) FAIL_CHECK(fmt::format("sequence {} (seed {}): {}\n{}", seq.run, seed, seq.text, diff));
 }
 
+void run_diff_sequences(DiffCorpus corpus, uint64_t iterations, DiffTally& tally,
+                        const std::function<std::string(const DiffSequence&, bool with_optimized)>& run_one) {
+  const uint64_t optimized_every = std::max<uint64_t>(1, diff_knob("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
+  const uint64_t seed = diff_knob("VM_X86_DIFF_SEED", 1);
+  for_each_diff_sequence(corpus, iterations, seed, [&](const DiffSequence& seq) {
+    std::string diff = run_one(seq, seq.run % optimized_every == 0);
+    if (!diff.empty()) report_failure(tally, seq, seed, diff);
+  });
+}
+
 }  // namespace vm::translate::test

@@ -183,13 +183,9 @@ std::string run_one(const DiffSequence& seq, bool with_optimized, MemoryTally& t
 
 void run_corpus(DiffCorpus corpus, const char* iterations_knob, uint64_t default_iterations) {
   const uint64_t iterations = diff_knob(iterations_knob, default_iterations);
-  const uint64_t optimized_every = std::max<uint64_t>(1, diff_knob("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
-  const uint64_t seed = diff_knob("VM_X86_DIFF_SEED", 1);
   MemoryTally tally;
-  for_each_diff_sequence(corpus, iterations, seed, [&](const DiffSequence& seq) {
-    std::string diff = run_one(seq, seq.run % optimized_every == 0, tally);
-    if (!diff.empty()) report_failure(tally, seq, seed, diff);
-  });
+  run_diff_sequences(corpus, iterations, tally,
+                     [&](const DiffSequence& seq, bool with_optimized) { return run_one(seq, with_optimized, tally); });
   MESSAGE(fmt::format("{} {} sequences, direct and tlb: {} Tier::Fast runs, {} Tier::Optimized runs, {} blocks, {} "
                       "ending in a trap or fault ({} faults, {} restarts); {} sequences again with the data region "
                       "read-only; tlb runs took {} slow paths in {} runs; {} mismatches",

@@ -51,13 +51,9 @@ std::string run_one(const DiffSequence& seq, bool with_optimized, DiffTally& tal
 // Runs the first `iterations` sequences of `corpus` (the knobs as above);
 // reports failures and returns the tally.
 DiffTally run_corpus(DiffCorpus corpus, uint64_t iterations) {
-  const uint64_t optimized_every = std::max<uint64_t>(1, diff_knob("VM_JIT_DIFF_OPTIMIZED_EVERY", 16));
-  const uint64_t seed = diff_knob("VM_X86_DIFF_SEED", 1);
   DiffTally tally;
-  for_each_diff_sequence(corpus, iterations, seed, [&](const DiffSequence& seq) {
-    std::string diff = run_one(seq, seq.run % optimized_every == 0, tally);
-    if (!diff.empty()) report_failure(tally, seq, seed, diff);
-  });
+  run_diff_sequences(corpus, iterations, tally,
+                     [&](const DiffSequence& seq, bool with_optimized) { return run_one(seq, with_optimized, tally); });
   MESSAGE(fmt::format("{} {} sequences: {} Tier::Fast runs, {} Tier::Optimized runs, {} blocks, {} ending in a "
                       "trap or fault; {} mismatches",
                       iterations, corpus == DiffCorpus::Sse ? "SSE" : "integer", tally.fast_runs,
