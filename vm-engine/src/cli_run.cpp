@@ -22,6 +22,7 @@ struct RunArgs {
   bool no_chain = false;
   bool perf_map = false;
   bool verify_jit = false;
+  bool precise_faults = false;
   std::vector<std::string> dump;  // STAGES DIR
   std::vector<std::string> program;  // PROGRAM ARGS...
   CLI::App* cmd = nullptr;
@@ -52,6 +53,9 @@ void add_run_command(CLI::App& app) {
   a.cmd->add_flag("--verify-jit", a.verify_jit,
                   "jit/tiered: also run every compiled block in the interpreter on a copy of the state and stop at the "
                   "first difference (exit status 70); no chaining, slow - a debugging aid");
+  a.cmd->add_flag("--precise-faults", a.precise_faults,
+                  "direct mmu: compiled code keeps the guest registers exact at every memory access from the start "
+                  "(otherwise only once the guest installs a SIGSEGV or SIGBUS handler; see docs/engine.md)");
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
   a.cmd->add_option("--dump", a.dump,
@@ -107,6 +111,9 @@ int run_execute(char** envp) {
   opts.engine.chain = !a.no_chain;
   opts.engine.perf_map = a.perf_map;
   opts.engine.verify_jit = a.verify_jit;
+  // Precise fault state only once a guest handler could look at it
+  // (linux::run_program switches it on at rt_sigaction).
+  opts.engine.precise_faults = a.precise_faults;
   opts.engine.dump_stages = dump_stages;
   if (dump_stages != 0) opts.engine.dump_dir = a.dump[1];
   std::vector<std::string> env;

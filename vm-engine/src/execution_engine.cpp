@@ -36,6 +36,10 @@ namespace {
 // again. The access that faulted is usually reached within a few blocks; a
 // restart from far back (a loop that only loads) takes several rounds.
 constexpr uint32_t kRestartBudget = 10000;
+// The same after a guest fault of code without sync points, where the
+// interpreter only looks for the faulting access (from as far back as the
+// unit's entry) and compiled code does not run again.
+constexpr uint32_t kImpreciseBudget = 1000000;
 
 void add_compile_stats(CompileStats& sum, const CompileStats& cs) {
   sum.lower_us += cs.lower_us;
@@ -272,6 +276,7 @@ ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, 
     bridge_->context().jump_cache_mask = kJumpCacheSize - 1;
     if (config_.direct_access && space.guest_base() != nullptr) {
       direct_code_ = true;
+      precise_now_ = config_.precise_faults;
       // Stores of compiled code to pages holding translations fault on the
       // host (self-modifying code); the restart's interpreted store then
       // drops the translations through the watch handler.
@@ -445,6 +450,7 @@ void ExecutionEngine::install(Block& b, CompiledBlock code, JITCompiler* owner) 
 
 void ExecutionEngine::compile(Block& b, Tier tier) {
   UnitOptions unit;
+  unit.sync_points = precise_now_;
   // Chained code bypasses the dispatcher, so it counts its own entries;
   // unchained code is counted by the dispatcher (Block::executions).
   if (config_.kind == EngineKind::Tiered && tier == Tier::Fast && config_.opt_threshold != 0 && config_.chain) {
@@ -507,6 +513,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   job.keep_irs = (config_.dump_stages & (kDumpLlvm | kDumpAsm)) != 0;
   job.unit.all_entries = config_.region_entries;
   job.unit.indirect_members = config_.region_calls;
+  job.unit.sync_points = precise_now_;
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.
@@ -595,9 +602,26 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       detail::current_host_fault_scope() = nullptr;
       std::fesetround(FE_TONEAREST);  // the code may have been running in another mode
       ++stats_.host_faults;
+      uint64_t guest = scope.fault_offset - mem::AddressSpace::kDirectGuard;  // wraps below the region
+      if (!precise_now_) {
+        // No sync points: the state is the unit's entry (or its last helper
+        // call) and memory may hold later stores. Only a guest fault that
+        // kills the process gets here (a handler would have made the code
+        // precise; code-page writes went through on_code_write), so the
+        // interpreter only has to find the access again, for its pc.
+        ++stats_.imprecise_faults;
+        restart_imprecise_ = true;
+        restart_addr_ = guest;
+      }
       // A guard's page lies outside the page table: never "done", so the
       // interpreter runs the restart budget out before compiled code again.
-      return interpret_until_accessible((scope.fault_offset - mem::AddressSpace::kDirectGuard) >> 12, scope.write);
+      ir::ExecResult r = interpret_until_accessible(guest >> 12, scope.write);
+      if (restart_imprecise_) restart_budget_ = kImpreciseBudget;
+      return r;
+    }
+    if (!precise_now_) {
+      scope.on_write = &ExecutionEngine::on_code_write;
+      scope.on_write_ctx = this;
     }
     // Optimized code addresses guest memory through GS (guest_base_gs): the
     // base must be this space's on this thread. Should a thread refuse it,
@@ -668,6 +692,50 @@ bool ExecutionEngine::restart_done() const {
   if (!e.present()) return false;
   if (restart_write_) return (e.perms & core::kPermWrite) != 0 && (e.flags & mem::kPageWatchWrite) == 0;
   return (e.perms & core::kPermRead) != 0;
+}
+
+// A guest fault of code without sync points that the interpreter did not
+// reach again from the state: the host's fault address, and the pc where
+// the search stopped, said to be approximate.
+ir::ExecResult ExecutionEngine::imprecise_fault(const core::X86State& state) const {
+  ir::ExecResult r;
+  r.kind = ir::TermKind::Trap;
+  r.trap = ir::TrapReason::MemoryFault;
+  r.pc = core::GuestAddr(state.rip);
+  r.fault_addr = core::GuestAddr(restart_addr_);
+  r.fault_access = restart_write_ ? core::Access::Write : core::Access::Read;
+  r.message = fmt::format("{}; pc approximate",
+                          space_->is_mapped(core::GuestAddr(restart_addr_)) ? "access to memory with permissions"
+                                                                             : "access to unmapped memory");
+  return r;
+}
+
+// The host fault handler, for code without sync points: a write to a
+// guest-writable page that holds translations (self-modifying code). The
+// translations go (running code leaves at its next exit, as after any
+// invalidation: retired blocks are freed from run()), the page stops being
+// watched and so becomes writable on the host, and the store runs again.
+bool ExecutionEngine::on_code_write(void* engine, uint64_t offset) {
+  auto* self = static_cast<ExecutionEngine*>(engine);
+  if (offset < mem::AddressSpace::kDirectGuard) return false;
+  uint64_t guest = offset - mem::AddressSpace::kDirectGuard;
+  mem::PageEntry e = self->space_->page_table().get(guest >> 12);
+  if (!e.present() || (e.perms & core::kPermWrite) == 0 || (e.flags & mem::kPageWatchWrite) == 0) return false;
+  core::GuestAddr page(guest & ~uint64_t{4095});
+  self->invalidate(page, 4096);
+  if (!self->space_->set_write_watch(page, 4096, false)) return false;
+  ++self->stats_.code_writes;
+  return true;
+}
+
+void ExecutionEngine::require_precise_faults() {
+  if (precise_now_) return;
+  precise_now_ = true;
+  if (!blocks_.empty()) {
+    ++stats_.precise_switches;
+    stats_.invalidations += blocks_.size();
+    flush_all();
+  }
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> ExecutionEngine::hot_blocks(size_t n) const {
@@ -808,12 +876,27 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
     if (config_.trace) VM_LOG_DEBUG("block {:#x}", pc);
     // After a host fault: interpret until the faulting access was made.
     bool restarting = restart_budget_ != 0 && !restart_done();
+    if (restart_imprecise_ && !restarting) {  // the run did not find the access again
+      restart_imprecise_ = false;
+      restart_budget_ = 0;
+      return EngineExit{imprecise_fault(state), {}};
+    }
     if (restarting) {
       --restart_budget_;
       ++stats_.restart_blocks;
       ir::ExecResult r = interp_.run(b->ir, state);
       if (r.kind == ir::TermKind::Syscall || r.kind == ir::TermKind::Trap) {
         restart_budget_ = 0;
+        if (restart_imprecise_) {
+          // Anything but a memory fault (a system call, above all) would be
+          // the run's own doing from a state the guest never had: not made.
+          // So would a fault elsewhere than where the host saw it (within
+          // the access: a page crossing faults on its second page).
+          restart_imprecise_ = false;
+          if (r.kind != ir::TermKind::Trap || r.trap != ir::TrapReason::MemoryFault || !r.fault_addr ||
+              restart_addr_ - r.fault_addr->value() >= 4096)
+            r = imprecise_fault(state);
+        }
         return EngineExit{std::move(r), {}};
       }
       continue;

@@ -31,6 +31,10 @@ void on_host_fault(int sig, siginfo_t* info, void* context) {
 #else
     scope->write = false;
 #endif
+    // The fault is synchronous and this thread runs compiled code (or a
+    // helper it called), which holds none of the engine's or the address
+    // space's locks, so the callback may take them.
+    if (scope->write && scope->on_write != nullptr && scope->on_write(scope->on_write_ctx, scope->fault_offset)) return;
     t_scope = nullptr;
     siglongjmp(scope->env, 1);
   }

@@ -21,6 +21,14 @@ struct HostFaultScope {
   uintptr_t lo = 0, hi = 0;  // the guest reservation [lo, hi)
   uint64_t fault_offset = 0;  // set on a fault: address - lo
   bool write = false;         // the fault was a write (x86-64 page-fault error code bit 1)
+  // Optional: a write fault goes here first (with address - lo). When it
+  // returns true it has made the access possible and the handler returns,
+  // so the faulting store runs again and the code carries on; otherwise the
+  // handler jumps back to the scope as for any fault. (The execution
+  // engine's code without sync points: a store to a page holding
+  // translations, docs/engine.md "Precise faults on demand".)
+  bool (*on_write)(void* ctx, uint64_t offset) = nullptr;
+  void* on_write_ctx = nullptr;
 };
 
 // Installs the SIGSEGV and SIGBUS handler unless it is installed already

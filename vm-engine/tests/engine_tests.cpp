@@ -33,7 +33,8 @@ struct Outcome {
 // Runs `text` from kCode until its first syscall (the guest's "exit"), or
 // with `expect_fault` until its first trap.
 Outcome run(std::string_view text, EngineConfig cfg, mem::MemoryStrategy strategy = mem::MemoryStrategy::SoftMmu,
-            const ir::HelperTable& helpers = ir::HelperTable::defaults(), bool expect_fault = false) {
+            const ir::HelperTable& helpers = ir::HelperTable::defaults(), bool expect_fault = false,
+            bool writable_code = false) {
   auto code = translate::assemble_x86(text);
   REQUIRE_MESSAGE(code.has_value(), code.error().to_string());
   mem::AddressSpaceConfig sc;
@@ -44,7 +45,8 @@ Outcome run(std::string_view text, EngineConfig cfg, mem::MemoryStrategy strateg
   mem::AddressSpace& as = **space;
   REQUIRE(as.map(core::GuestAddr(kCode), 0x10000, core::kPermRW, mem::kMapFixed).has_value());
   REQUIRE(as.write(core::GuestAddr(kCode), *code).has_value());
-  REQUIRE(as.protect(core::GuestAddr(kCode), 0x10000, core::kPermRead | core::kPermExec).has_value());
+  uint8_t code_perms = core::kPermRead | core::kPermExec | (writable_code ? core::kPermWrite : 0);
+  REQUIRE(as.protect(core::GuestAddr(kCode), 0x10000, code_perms).has_value());
   REQUIRE(as.map(core::GuestAddr(kData), 0x1000, core::kPermRW, mem::kMapFixed).has_value());
   REQUIRE(as.map(core::GuestAddr(kScratch), 0x1000, core::kPermRW | core::kPermExec, mem::kMapFixed).has_value());
   REQUIRE(as.map(core::GuestAddr(kStack), 0x10000, core::kPermRW, mem::kMapFixed).has_value());
@@ -658,6 +660,223 @@ TEST_CASE("direct access: compiled code that writes code pages runs the new code
     CHECK(got.state.gpr[12] == 300 * 301 / 2);
     CHECK(got.stats.invalidations > 0);
     if (kind != EngineKind::Interp) CHECK(got.stats.host_faults > 0);
+  }
+}
+
+// EngineConfig::precise_faults off: direct code without sync points.
+static EngineConfig imprecise(EngineKind kind) {
+  EngineConfig c = config(kind);
+  c.precise_faults = false;
+  return c;
+}
+
+TEST_CASE("direct access without sync points: writes to code pages are handled where they fault") {
+  // The writer stores into the callee's page, a page of its own, and (the
+  // second program) the page it runs from: each store faults on the host,
+  // the handler drops the page's translations and lets the store go ahead,
+  // and the next call runs the new code.
+  constexpr std::string_view kOtherPage = R"(
+    mov rbx, 0x300000
+    mov dword ptr [rbx], 0x1b8
+    mov byte ptr [rbx + 4], 0
+    mov byte ptr [rbx + 5], 0xc3
+    xor r12d, r12d
+    mov ecx, 300
+  again:
+    mov dword ptr [rbx + 1], ecx
+    call rbx
+    add r12, rax
+    dec ecx
+    jnz again
+    syscall
+  )";
+  constexpr std::string_view kOwnPage = R"(
+    lea rbx, [rip + callee]
+    xor r12d, r12d
+    mov ecx, 300
+  again:
+    mov dword ptr [rbx + 1], ecx
+    call rbx
+    add r12, rax
+    dec ecx
+    jnz again
+    syscall
+  callee:
+    mov eax, 7
+    ret
+  )";
+  for (std::string_view text : {kOtherPage, kOwnPage})
+    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+      CAPTURE(engine::engine_kind_name(kind));
+      CAPTURE(text == kOwnPage);
+      Outcome got = run(text, imprecise(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), false,
+                        text == kOwnPage);
+      CHECK(got.state.gpr[12] == 300 * 301 / 2);
+      // Tiered, a writer on its own page is retranslated after every store
+      // and never becomes hot: the interpreter makes all its stores.
+      if (kind == EngineKind::Jit || text == kOtherPage) CHECK(got.stats.code_writes > 0);
+      CHECK(got.stats.host_faults == 0);  // none went back to the dispatcher
+      CHECK(got.stats.invalidations > 0);
+    }
+}
+
+TEST_CASE("direct access without sync points: a guest fault in compiled code ends with the interpreter's pc and address") {
+  // The state the code leaves is its unit's entry; the interpreter finds
+  // the faulting access again from there. Loads after read-modify-writes,
+  // a store to the read-only code page (a real fault, not a code-page
+  // write), a dead load and a no-op store to the code page.
+  const std::vector<std::string> programs = {
+      fault_loop("0x5000000", R"(
+    mov rdx, rcx
+    and rdx, 7
+    add qword ptr [rbx + rdx*8], rcx
+    push rcx
+    inc qword ptr [rbx + 64]
+    pop rsi
+    add rax, qword ptr [rdi + 8])"),
+      fault_loop("0x10000", R"(
+    inc qword ptr [rbx + 72]
+    mov qword ptr [rdi + 128], rcx)"),
+      fault_loop("0x5000000", R"(
+    mov rax, qword ptr [rdi + 8]
+    mov rax, rcx
+    inc qword ptr [rbx + 16])"),
+      fault_loop("0x10000", R"(
+    mov rax, qword ptr [rdi + 128]
+    mov qword ptr [rdi + 128], rax
+    inc qword ptr [rbx + 72])"),
+  };
+  for (const std::string& text : programs) {
+    Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+    REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
+    for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+      CAPTURE(text);
+      CAPTURE(engine::engine_kind_name(kind));
+      Outcome got = run(text, imprecise(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+      CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
+      CHECK(got.exit.pc == want.exit.pc);
+      CHECK(got.state.rip == want.state.rip);
+      CHECK(got.exit.fault_addr == want.exit.fault_addr);
+      CHECK(got.exit.fault_access == want.exit.fault_access);
+      CHECK(got.exit.message.find("approximate") == std::string::npos);
+      CHECK(got.stats.imprecise_faults == 1);
+      CHECK(got.stats.code_writes == 0);
+      if (kind == EngineKind::Tiered) CHECK(got.stats.regions > 0);
+    }
+  }
+}
+
+TEST_CASE("direct access without sync points: a fault the interpreter cannot find again is reported as approximate") {
+  // The faulting iteration is chosen by a counter in memory, which the
+  // compiled code has moved past the value the fault needs by the time the
+  // interpreter starts from the state of the unit's entry: its run reaches
+  // the exit syscall instead, which is not made.
+  constexpr std::string_view kCounter = R"(
+    mov rbx, 0x200000
+    mov r8, 0x5000000
+    mov rcx, 3000
+  loop:
+    inc qword ptr [rbx]
+    mov rdi, rbx
+    cmp qword ptr [rbx], 700
+    cmove rdi, r8
+    add rax, qword ptr [rdi + 8]
+    dec rcx
+    jnz loop
+    syscall
+  )";
+  Outcome want = run(kCounter, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+  REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
+  for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+    CAPTURE(engine::engine_kind_name(kind));
+    Outcome precise = run(kCounter, config(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+    same_state(want, precise);
+    CHECK(precise.exit.pc == want.exit.pc);
+    Outcome got = run(kCounter, imprecise(kind), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
+    CHECK(got.exit.kind == ir::TermKind::Trap);
+    CHECK(got.exit.trap == ir::TrapReason::MemoryFault);
+    CHECK(got.exit.fault_addr == want.exit.fault_addr);
+    CHECK(got.exit.fault_access == want.exit.fault_access);
+    CHECK(got.exit.message.ends_with("pc approximate"));
+    CHECK(got.stats.imprecise_faults == 1);
+  }
+}
+
+TEST_CASE("require_precise_faults drops code made without sync points; faults after it are precise") {
+  // `body` runs 3000 times (compiled, in a region when tiered), then the
+  // guest makes a syscall, at which the owner asks for precise faults, and
+  // calls `body` again until it faults at rcx == 700: the state must be
+  // the interpreter's, which code made before the switch would not give.
+  constexpr std::string_view kTwoPhases = R"(
+    mov rbx, 0x200000
+    mov r8, 0x5000000
+    mov rcx, 3000
+  warm:
+    mov rdi, rbx
+    call body
+    dec rcx
+    jnz warm
+    syscall
+    mov rcx, 3000
+  again:
+    mov rdi, rbx
+    cmp rcx, 700
+    cmove rdi, r8
+    call body
+    dec rcx
+    jnz again
+    syscall
+  body:
+    mov rdx, rcx
+    and rdx, 7
+    add qword ptr [rbx + rdx*8], rcx
+    push rcx
+    inc qword ptr [rbx + 64]
+    pop rsi
+    add rax, qword ptr [rdi + 8]
+    ret
+  )";
+  auto code = translate::assemble_x86(kTwoPhases);
+  REQUIRE_MESSAGE(code.has_value(), code.error().to_string());
+  auto two_runs = [&](EngineConfig cfg, bool switch_between, engine::EngineStats* stats) {
+    mem::AddressSpaceConfig sc;
+    sc.size = uint64_t{1} << 32;
+    sc.strategy = mem::MemoryStrategy::Direct;
+    auto space = mem::AddressSpace::create(sc);
+    REQUIRE(space.has_value());
+    mem::AddressSpace& as = **space;
+    REQUIRE(as.map(core::GuestAddr(kCode), 0x10000, core::kPermRW, mem::kMapFixed).has_value());
+    REQUIRE(as.write(core::GuestAddr(kCode), *code).has_value());
+    REQUIRE(as.protect(core::GuestAddr(kCode), 0x10000, core::kPermRead | core::kPermExec).has_value());
+    REQUIRE(as.map(core::GuestAddr(kData), 0x1000, core::kPermRW, mem::kMapFixed).has_value());
+    REQUIRE(as.map(core::GuestAddr(kStack), 0x10000, core::kPermRW, mem::kMapFixed).has_value());
+    auto eng = engine::ExecutionEngine::create(as, cfg);
+    REQUIRE(eng.has_value());
+    Outcome out;
+    out.state.rip = kCode;
+    out.state.gpr[4] = kStack + 0x10000 - 64;
+    REQUIRE((*eng)->run(out.state).result.kind == ir::TermKind::Syscall);
+    CHECK((*eng)->precise_faults() == cfg.precise_faults);
+    if (switch_between) (*eng)->require_precise_faults();
+    CHECK((*eng)->precise_faults() == (cfg.precise_faults || switch_between));
+    out.exit = (*eng)->run(out.state).result;
+    out.data.resize(0x1000);
+    REQUIRE(as.read(core::GuestAddr(kData), out.data).has_value());
+    if (stats) *stats = (*eng)->stats();
+    return out;
+  };
+  Outcome want = two_runs(config(EngineKind::Interp), false, nullptr);
+  REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
+  for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
+    CAPTURE(engine::engine_kind_name(kind));
+    engine::EngineStats stats;
+    Outcome got = two_runs(imprecise(kind), true, &stats);
+    same_state(want, got);
+    CHECK(got.exit.pc == want.exit.pc);
+    CHECK(got.exit.fault_addr == want.exit.fault_addr);
+    CHECK(stats.precise_switches == 1);
+    CHECK(stats.imprecise_faults == 0);
+    CHECK(stats.host_faults > 0);
   }
 }
 

@@ -90,6 +90,9 @@ Fault classify(const ir::ExecResult& r) {
       f.code = 1;  // SEGV_MAPERR; ACCERR needs the mapping state, see below
       f.addr = r.fault_addr ? r.fault_addr->value() : 0;
       f.detail = fmt::format("access to {:#x}", f.addr);
+      // Code without sync points did not lead the interpreter back to the
+      // faulting access (ExecutionEngine::imprecise_fault).
+      if (r.message.ends_with("pc approximate")) f.detail += ", pc approximate";
       if (r.message.find("permissions") != std::string::npos) f.code = 2;  // SEGV_ACCERR
       break;
     case ir::TrapReason::DivideError:
@@ -149,8 +152,13 @@ public:
           if (!sigreturn()) return crash(Fault{SIGSEGV, 0x80, 0, state_.rip, "bad signal frame in rt_sigreturn"});
           continue;
         }
+        uint64_t nr = state_.gpr[0];
         SyscallOutcome out = syscalls_.handle(state_);
         if (out.action == SyscallOutcome::Action::Exit) return finish(out.exit_status);
+        // A handler for a memory fault sees the registers at the fault:
+        // from now on compiled code keeps them precise (EngineConfig::precise_faults).
+        if (nr == SYS_rt_sigaction && (syscalls_.sigaction(SIGSEGV).handler > 1 || syscalls_.sigaction(SIGBUS).handler > 1))
+          engine_.require_precise_faults();
         if (out.action == SyscallOutcome::Action::Signal) {
           if (auto status = raise_self(out.signal)) return *status;
         }
@@ -328,6 +336,13 @@ private:
                    "%lu blocks interpreted after them\n",
                    static_cast<unsigned long>(s.host_faults), static_cast<unsigned long>(s.softmmu_faults),
                    static_cast<unsigned long>(s.restart_blocks));
+    if (options_.mmu == mem::MemoryStrategy::Direct && options_.engine.kind != EngineKind::Interp)
+      std::fprintf(stderr,
+                   "  precise faults         %s; %lu translation flushes for it, %lu code-page writes handled where "
+                   "they faulted, %lu guest faults in code without them\n",
+                   engine_.precise_faults() ? "on" : "off (no SIGSEGV/SIGBUS handler)",
+                   static_cast<unsigned long>(s.precise_switches), static_cast<unsigned long>(s.code_writes),
+                   static_cast<unsigned long>(s.imprecise_faults));
     if (s.tlb_misses != 0 || s.tlb_fills != 0)
       std::fprintf(stderr,
                    "  softmmu TLB            misses %lu (victim hits %lu, fills %lu, watched writes %lu), %lu entries"

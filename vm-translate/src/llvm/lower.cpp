@@ -99,7 +99,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
           return_sites_.push_back(it->second);
     std::sort(return_sites_.begin(), return_sites_.end());
     return_sites_.erase(std::unique(return_sites_.begin(), return_sites_.end()), return_sites_.end());
-    if (restartable()) compute_entry_unsynced(blocks);
+    if (syncing()) compute_entry_unsynced(blocks);
   }
   if (opts_.entry_counter != 0) {
     // Promotion counter: nothing of the guest state is loaded yet, so

@@ -67,7 +67,7 @@ core::Result<void> Lowerer::lower_block_body(const ir::IRBlock& blk) {
   types_.assign(blk.value_count(), Type::Void);
   insn_pc_ = blk.start_pc;
   find_access_groups(blk);
-  store_syncs_ = restartable() ? stores_needing_sync(blk, entry_reads_).at : std::vector<bool>(blk.ops.size(), false);
+  store_syncs_ = syncing() ? stores_needing_sync(blk, entry_reads_).at : std::vector<bool>(blk.ops.size(), false);
   for (size_t i = 0; i < blk.ops.size(); ++i) {
     const ir::Op& op = blk.ops[i];
     cur_op_ = i;
@@ -126,7 +126,7 @@ core::Result<void> Lowerer::lower_op(const ir::Op& op, Value*& out) {
     case Opcode::AtomicCmpxchg:
     case Opcode::AtomicRmw:
       out = emit_atomic(op, arg(op, 0));
-      sync_pending_ = restartable();
+      sync_pending_ = syncing();
       return {};
     case Opcode::Fence: b_.CreateFence(llvm::AtomicOrdering::SequentiallyConsistent); return {};
     case Opcode::TrapIf:
@@ -171,7 +171,7 @@ core::Result<void> Lowerer::lower_op(const ir::Op& op, Value*& out) {
       phi->addIncoming(c64(0), have_table);
       phi->addIncoming(r, do_call);
       if (region_) reload_slots();
-      sync_pending_ = restartable();
+      sync_pending_ = syncing();
       if (op.type != Type::Void) out = phi;
       return {};
     }

@@ -248,6 +248,9 @@ private:
   // guest access, so sync points are fenced and dead loads and no-op stores
   // kept. (Softmmu leaves through a fault exit, which LLVM sees.)
   bool direct_restartable() const { return opts_.restartable && opts_.memory == MemoryStrategy::Direct; }
+  // Restartable with sync points (all of softmmu's; direct's unless
+  // LoweringOptions::sync_points is off).
+  bool syncing() const { return opts_.restartable && (opts_.sync_points || opts_.memory != MemoryStrategy::Direct); }
 
   // A compiler barrier that may read and write the state and all memory:
   // no guest access or state store moves across it. No instructions.

@@ -100,6 +100,17 @@ struct EngineConfig {
   // holds it (translate::LoweringOptions::guest_base_gs). Off, or when the
   // thread cannot set its GS base: guest_base + (address & mask).
   bool guest_base_gs = true;
+  // Direct access: compiled code keeps the guest state precise at every
+  // access (sync points, translate::LoweringOptions::sync_points). Off:
+  // no sync points until require_precise_faults() is called (vm run calls
+  // it when the guest installs a SIGSEGV or SIGBUS handler, the only way a
+  // guest sees its registers at a fault). Until then a write of compiled
+  // code to a page holding translations is handled where it faults (the
+  // translations are dropped and the store goes ahead), and any other
+  // guest fault in compiled code is found again by interpreting from the
+  // state the code left, which gives its pc (an approximate one, said so,
+  // if that run does not reach it). docs/engine.md, "Precise faults on demand".
+  bool precise_faults = true;
 };
 
 struct EngineStats {
@@ -133,6 +144,9 @@ struct EngineStats {
   uint64_t host_faults = 0;          // host faults of Direct-access compiled code, recovered
   uint64_t softmmu_faults = 0;       // memory faults softmmu compiled code left at (kExitRestart)
   uint64_t restart_blocks = 0;       // blocks interpreted after either, up to the faulting access
+  uint64_t code_writes = 0;          // writes to code pages handled where they faulted (no sync points)
+  uint64_t imprecise_faults = 0;     // guest faults in code without sync points (the process ends)
+  uint64_t precise_switches = 0;     // require_precise_faults() calls that dropped the translations
   uint64_t unverified_blocks = 0;    // ... skipped (nondeterministic helpers: rdtsc)
   CompileStats compile;              // summed over all compiles
 };
@@ -160,6 +174,13 @@ public:
 
   // Drops translations overlapping [start, start + length).
   void invalidate(core::GuestAddr start, uint64_t length);
+
+  // From now on compiled code keeps precise fault state (see
+  // EngineConfig::precise_faults); drops every translation made without.
+  // Call it between runs, not from a helper. A no-op when precise already.
+  void require_precise_faults();
+  // Whether compiled code made from now on keeps precise fault state.
+  [[nodiscard]] bool precise_faults() const { return precise_now_; }
 
   [[nodiscard]] const EngineStats& stats() const;
   // The most executed blocks, for --stats.
@@ -257,6 +278,14 @@ private:
   uint64_t restart_page_ = 0;
   bool restart_write_ = false;
   bool restart_done() const;
+  // Precise fault state (EngineConfig::precise_faults, require_precise_faults).
+  bool precise_now_ = true;
+  // A host fault of code without sync points: the interpreter's run from
+  // the state only looks for the faulting access (restart_addr_).
+  bool restart_imprecise_ = false;
+  uint64_t restart_addr_ = 0;
+  ir::ExecResult imprecise_fault(const core::X86State& state) const;
+  static bool on_code_write(void* engine, uint64_t offset);
 };
 
 }  // namespace vm::engine

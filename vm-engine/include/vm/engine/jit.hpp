@@ -92,6 +92,8 @@ struct UnitOptions {
   bool all_entries = false;
   // Indirect exits to members stay inside (translate::LoweringOptions::indirect_members).
   bool indirect_members = false;
+  // Direct restartable code without sync points (translate::LoweringOptions::sync_points).
+  bool sync_points = true;
 };
 
 class JITCompiler {

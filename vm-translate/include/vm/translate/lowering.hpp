@@ -214,6 +214,16 @@ struct LoweringOptions {
   // no exit needs the registers and flags of the faulting instruction.
   // Other traps (divide error, trap_if) stay precise.
   bool restartable = false;
+  // Direct with `restartable` only. Off: no sync points are stored (no
+  // compiler barriers either); dead loads and no-op stores are still kept,
+  // so every guest access that should fault still faults, but at a host
+  // fault the state holds the unit's entry (or its last helper call), not
+  // an instruction boundary near the access, and memory may hold stores
+  // made after it. For an owner that only needs the faulting access itself
+  // (no guest handler will look at the registers) and handles writes to
+  // pages holding translations where they fault (docs/engine.md,
+  // "Precise faults on demand").
+  bool sync_points = true;
   // Direct only, x86-64 host: guest memory is addressed through the GS
   // segment (`gs:[address & region_mask]`), whose base the owner sets to
   // MemoryContext::guest_base on the thread that runs the code
