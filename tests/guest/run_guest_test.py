@@ -2,7 +2,9 @@
 """Runs one guest program natively and under `vm run`; compares stdout,
 stderr and exit status. A native death by signal N counts as exit status
 128+N, and then vm must also print its one-line crash report on stderr,
-which is the only stderr difference allowed."""
+which is the only stderr difference allowed; under a compiling engine that
+line (pc, address) must be the one `vm run --engine interp` prints, the
+interpreter being the reference for where a guest faults."""
 import argparse
 import difflib
 import re
@@ -52,6 +54,12 @@ def main():
         if not crash and n_status - 128 in (4, 5, 7, 8, 11):  # SIGILL SIGTRAP SIGBUS SIGFPE SIGSEGV
             ok = False
             print("vm did not print its crash line")
+        if crash and engine != "interp":
+            _, i_err, _ = run([o.vm, "run", "--engine", "interp", "--mmu", o.mmu, o.program] + o.args, o.timeout)
+            want = [l for l in i_err.decode(errors="replace").splitlines(keepends=True) if l.startswith("vm: guest SIG")]
+            if want != crash:
+                ok = False
+                print(f"crash line differs from the interpreter's: {want} vs {crash}")
         v_err = "".join(l for l in lines if l not in crash).encode()
     if expected_err != v_err:
         ok = False
