@@ -309,6 +309,34 @@ static std::string fault_loop(std::string_view fault_base, std::string_view body
   )", fault_base, setup, iterations, fault_rcx, body);
 }
 
+// Fault programs shared by the tests below (fault_loop): at rcx == 700,
+// loads from unmapped memory right after read-modify-writes in the same
+// block, which a restart from the block's start would repeat; a store to
+// the read-only code page; a load whose value nothing uses (overwritten at
+// once), which must still fault; writing back the value just read to a
+// page that is readable but not writable (the code page), which must
+// fault too.
+constexpr std::string_view kLoadAfterStoresBody = R"(
+    mov rdx, rcx
+    and rdx, 7
+    add qword ptr [rbx + rdx*8], rcx
+    push rcx
+    inc qword ptr [rbx + 64]
+    pop rsi
+    add rax, qword ptr [rdi + 8])";
+static const std::string kLoadAfterStores = fault_loop("0x5000000", kLoadAfterStoresBody);
+static const std::string kStoreToCode = fault_loop("0x10000", R"(
+    inc qword ptr [rbx + 72]
+    mov qword ptr [rdi + 128], rcx)");
+static const std::string kDeadLoad = fault_loop("0x5000000", R"(
+    mov rax, qword ptr [rdi + 8]
+    mov rax, rcx
+    inc qword ptr [rbx + 16])");
+static const std::string kNoopStoreToCode = fault_loop("0x10000", R"(
+    mov rax, qword ptr [rdi + 128]
+    mov qword ptr [rdi + 128], rax
+    inc qword ptr [rbx + 72])");
+
 TEST_CASE("restartable code (direct and softmmu): a guest fault in compiled code ends in the interpreter's state") {
   // Each program warms its loop up (compiled, chained, regions) and then
   // faults in compiled code: at rcx == 700 it reads unmapped memory (r8)
@@ -316,17 +344,6 @@ TEST_CASE("restartable code (direct and softmmu): a guest fault in compiled code
   // the block's start would repeat; or writes to the read-only code page;
   // or (loads only) runs a summing loop off the end of the data page, so
   // the last synced boundary lies hundreds of iterations back.
-  const std::string kLoadAfterStores = fault_loop("0x5000000", R"(
-    mov rdx, rcx
-    and rdx, 7
-    add qword ptr [rbx + rdx*8], rcx
-    push rcx
-    inc qword ptr [rbx + 64]
-    pop rsi
-    add rax, qword ptr [rdi + 8])");
-  const std::string kStoreToCode = fault_loop("0x10000", R"(
-    inc qword ptr [rbx + 72]
-    mov qword ptr [rdi + 128], rcx)");
   constexpr std::string_view kLoadsOffTheEnd = R"(
     mov rbx, 0x200000
     mov rcx, 40
@@ -400,17 +417,6 @@ TEST_CASE("restartable code (direct and softmmu): a guest fault in compiled code
     lea rsp, [rsp + 8])", R"(
     sub rsp, 64
     mov qword ptr [rsp + 16], 3)");
-  // A load whose value nothing uses (overwritten at once) must still fault.
-  const std::string kDeadLoad = fault_loop("0x5000000", R"(
-    mov rax, qword ptr [rdi + 8]
-    mov rax, rcx
-    inc qword ptr [rbx + 16])");
-  // Writing back the value just read, to a page that is readable but not
-  // writable (the code page), must fault too.
-  const std::string kNoopStoreToCode = fault_loop("0x10000", R"(
-    mov rax, qword ptr [rdi + 128]
-    mov qword ptr [rdi + 128], rax
-    inc qword ptr [rbx + 72])");
   // Registers changed after the last sync point cross internal edges
   // (`jnz odd`, the join at `odd`) before the fault: the state must still
   // hold the sync point's values, since the restart re-runs from there.
@@ -635,15 +641,10 @@ TEST_CASE("direct access: engines over different address spaces take turns on on
   }
 }
 
-TEST_CASE("direct access: compiled code that writes code pages runs the new code") {
-  // The writer loop is compiled; each of its stores to the callee's page
-  // faults on the host (the page holds a translation), the restart writes it
-  // in the interpreter and drops the stale translation.
-  constexpr std::string_view kRewrite = R"(
-    mov rbx, 0x300000
-    mov dword ptr [rbx], 0x1b8
-    mov byte ptr [rbx + 4], 0
-    mov byte ptr [rbx + 5], 0xc3
+// Calls the `mov eax, imm32; ret` at rbx 300 times, rewriting the
+// immediate to the loop count before each call; r12 sums the results
+// (300 * 301 / 2).
+constexpr std::string_view kRewriteLoop = R"(
     xor r12d, r12d
     mov ecx, 300
   again:
@@ -654,6 +655,18 @@ TEST_CASE("direct access: compiled code that writes code pages runs the new code
     jnz again
     syscall
   )";
+// The same with the callee written to the scratch page first.
+const std::string kRewrite = std::string(R"(
+    mov rbx, 0x300000
+    mov dword ptr [rbx], 0x1b8
+    mov byte ptr [rbx + 4], 0
+    mov byte ptr [rbx + 5], 0xc3
+)") + std::string(kRewriteLoop);
+
+TEST_CASE("direct access: compiled code that writes code pages runs the new code") {
+  // The writer loop is compiled; each of its stores to the callee's page
+  // faults on the host (the page holds a translation), the restart writes it
+  // in the interpreter and drops the stale translation.
   for (EngineKind kind : {EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered}) {
     CAPTURE(engine::engine_kind_name(kind));
     Outcome got = run(kRewrite, config(kind), mem::MemoryStrategy::Direct);
@@ -671,41 +684,17 @@ static EngineConfig imprecise(EngineKind kind) {
 }
 
 TEST_CASE("direct access without sync points: writes to code pages are handled where they fault") {
-  // The writer stores into the callee's page, a page of its own, and (the
-  // second program) the page it runs from: each store faults on the host,
-  // the handler drops the page's translations and lets the store go ahead,
-  // and the next call runs the new code.
-  constexpr std::string_view kOtherPage = R"(
-    mov rbx, 0x300000
-    mov dword ptr [rbx], 0x1b8
-    mov byte ptr [rbx + 4], 0
-    mov byte ptr [rbx + 5], 0xc3
-    xor r12d, r12d
-    mov ecx, 300
-  again:
-    mov dword ptr [rbx + 1], ecx
-    call rbx
-    add r12, rax
-    dec ecx
-    jnz again
-    syscall
-  )";
-  constexpr std::string_view kOwnPage = R"(
-    lea rbx, [rip + callee]
-    xor r12d, r12d
-    mov ecx, 300
-  again:
-    mov dword ptr [rbx + 1], ecx
-    call rbx
-    add r12, rax
-    dec ecx
-    jnz again
-    syscall
+  // The writer stores into the callee's page, a page of its own
+  // (kRewrite), and (the second program) the page it runs from: each store
+  // faults on the host, the handler drops the page's translations and lets
+  // the store go ahead, and the next call runs the new code.
+  const std::string kOtherPage = kRewrite;
+  const std::string kOwnPage = "lea rbx, [rip + callee]\n" + std::string(kRewriteLoop) + R"(
   callee:
     mov eax, 7
     ret
   )";
-  for (std::string_view text : {kOtherPage, kOwnPage})
+  for (const std::string& text : {kOtherPage, kOwnPage})
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
       CAPTURE(engine::engine_kind_name(kind));
       CAPTURE(text == kOwnPage);
@@ -725,28 +714,7 @@ TEST_CASE("direct access without sync points: a guest fault in compiled code end
   // the faulting access again from there. Loads after read-modify-writes,
   // a store to the read-only code page (a real fault, not a code-page
   // write), a dead load and a no-op store to the code page.
-  const std::vector<std::string> programs = {
-      fault_loop("0x5000000", R"(
-    mov rdx, rcx
-    and rdx, 7
-    add qword ptr [rbx + rdx*8], rcx
-    push rcx
-    inc qword ptr [rbx + 64]
-    pop rsi
-    add rax, qword ptr [rdi + 8])"),
-      fault_loop("0x10000", R"(
-    inc qword ptr [rbx + 72]
-    mov qword ptr [rdi + 128], rcx)"),
-      fault_loop("0x5000000", R"(
-    mov rax, qword ptr [rdi + 8]
-    mov rax, rcx
-    inc qword ptr [rbx + 16])"),
-      fault_loop("0x10000", R"(
-    mov rax, qword ptr [rdi + 128]
-    mov qword ptr [rdi + 128], rax
-    inc qword ptr [rbx + 72])"),
-  };
-  for (const std::string& text : programs) {
+  for (const std::string& text : {kLoadAfterStores, kStoreToCode, kDeadLoad, kNoopStoreToCode}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
@@ -807,7 +775,7 @@ TEST_CASE("require_precise_faults drops code made without sync points; faults af
   // guest makes a syscall, at which the owner asks for precise faults, and
   // calls `body` again until it faults at rcx == 700: the state must be
   // the interpreter's, which code made before the switch would not give.
-  constexpr std::string_view kTwoPhases = R"(
+  const std::string kTwoPhases = std::string(R"(
     mov rbx, 0x200000
     mov r8, 0x5000000
     mov rcx, 3000
@@ -826,16 +794,7 @@ TEST_CASE("require_precise_faults drops code made without sync points; faults af
     dec rcx
     jnz again
     syscall
-  body:
-    mov rdx, rcx
-    and rdx, 7
-    add qword ptr [rbx + rdx*8], rcx
-    push rcx
-    inc qword ptr [rbx + 64]
-    pop rsi
-    add rax, qword ptr [rdi + 8]
-    ret
-  )";
+  body:)") + std::string(kLoadAfterStoresBody) + "\n    ret\n";
   auto code = translate::assemble_x86(kTwoPhases);
   REQUIRE_MESSAGE(code.has_value(), code.error().to_string());
   auto two_runs = [&](EngineConfig cfg, bool switch_between, engine::EngineStats* stats) {
