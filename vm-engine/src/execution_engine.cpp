@@ -1,19 +1,17 @@
 #include "vm/engine/execution_engine.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cfenv>
 #include <chrono>
-#include <condition_variable>
 #include <csetjmp>
 #include <cstring>
-#include <deque>
 #include <fstream>
-#include <map>
 #include <mutex>
 #include <thread>
 
+#include "engine_background.hpp"
+#include "engine_verifier.hpp"
 #include "host_fault.hpp"
 #include "vm/core/log.hpp"
 #include "vm/ir/passes.hpp"
@@ -97,161 +95,6 @@ void ExecutionEngine::dump_code(const CompiledBlock& c) {
   std::string_view bytes(reinterpret_cast<const char*>(c.entry), c.code_size);
   dump(c.start_pc.value(), fmt::format("{}.bin", tier_name(c.tier)), bytes);
 }
-
-// The background compiler of Tier::Optimized regions: its own JITCompiler
-// (own LLJIT and TargetMachine, so it never waits for the engine's) and one
-// thread. Jobs carry copies of the blocks' IR; results are collected and
-// checked against the current translations by the engine thread.
-class ExecutionEngine::Background {
-public:
-  explicit Background(std::unique_ptr<JITCompiler> jit) : jit_(std::move(jit)), thread_([this] { loop(); }) {}
-  ~Background() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-    for (RegionJob& j : done_)
-      if (j.result && *j.result) (void)jit_->release(**j.result);
-    for (const CompiledBlock& c : releases_) (void)jit_->release(c);
-  }
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-
-  JITCompiler& jit() { return *jit_; }
-  void submit(RegionJob job) {
-    {
-      std::lock_guard lock(mutex_);
-      queue_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-  }
-  // Frees code of this compiler on the worker, between jobs: release()
-  // takes the compiler's lock, which a compile in progress holds for up to
-  // a few hundred milliseconds; the engine thread must not wait for it.
-  // The code is unlinked already, so nothing runs it in the meantime.
-  void release_later(CompiledBlock code) {
-    {
-      std::lock_guard lock(mutex_);
-      releases_.push_back(std::move(code));
-    }
-    cv_.notify_one();
-  }
-  [[nodiscard]] bool has_results() const { return ready_.load(std::memory_order_acquire); }
-  std::vector<RegionJob> collect() {
-    std::lock_guard lock(mutex_);
-    ready_.store(false, std::memory_order_relaxed);
-    return std::exchange(done_, {});
-  }
-
-private:
-  void loop() {
-    for (;;) {
-      RegionJob job;
-      std::vector<CompiledBlock> frees;
-      bool have_job = false;
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty() || !releases_.empty(); });
-        if (stop_) return;
-        frees = std::exchange(releases_, {});
-        if (!queue_.empty()) {
-          job = std::move(queue_.front());
-          queue_.pop_front();
-          have_job = true;
-        }
-      }
-      for (const CompiledBlock& c : frees) (void)jit_->release(c);
-      if (!have_job) continue;
-      job.result = jit_->compile_region(job.irs, Tier::Optimized, job.unit);
-      if (!job.keep_irs) job.irs.clear();
-      std::lock_guard lock(mutex_);
-      done_.push_back(std::move(job));
-      ready_.store(true, std::memory_order_release);
-    }
-  }
-
-  std::unique_ptr<JITCompiler> jit_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<RegionJob> queue_;
-  std::vector<RegionJob> done_;
-  std::vector<CompiledBlock> releases_;
-  std::atomic<bool> ready_{false};
-  bool stop_ = false;
-  std::thread thread_;  // last: starts once the members above exist
-};
-
-// --verify-jit: the interpreter's run of a block over an overlay of guest
-// memory (reads see the block's own earlier writes, nothing reaches the
-// address space), then a field-by-field comparison with the compiled run.
-class ExecutionEngine::Verifier final : public core::GuestMemory {
-public:
-  Verifier(mem::AddressSpace& space, const ir::HelperTable& helpers) : space_(&space), interp_(*this, helpers) {}
-
-  core::Result<void> read(core::GuestAddr addr, std::span<uint8_t> out) override {
-    if (auto r = space_->read(addr, out); !r) return r;
-    for (size_t i = 0; i < out.size(); ++i)
-      if (auto it = written_.find(addr.value() + i); it != written_.end()) out[i] = it->second;
-    return {};
-  }
-  core::Result<void> fetch(core::GuestAddr addr, std::span<uint8_t> out) override { return space_->fetch(addr, out); }
-  core::Result<void> write(core::GuestAddr addr, std::span<const uint8_t> data) override {
-    for (size_t done = 0; done < data.size();) {  // every page first: a faulting write changes nothing
-      uint64_t a = addr.value() + done;
-      if (auto ok = mem::check_access(space_->page_table().get(a >> 12), core::GuestAddr(a), core::Access::Write); !ok)
-        return ok;
-      done += 4096 - (a & 4095);
-    }
-    for (size_t i = 0; i < data.size(); ++i) written_[addr.value() + i] = data[i];
-    return {};
-  }
-
-  // Runs the interpreter on a copy of `state`.
-  ir::ExecResult run(const ir::IRBlock& block, core::X86State& copy) {
-    written_.clear();
-    return interp_.run(block, copy);
-  }
-
-  // The first difference, or an empty string.
-  std::string compare(const ir::ExecResult& want, const core::X86State& want_state, const ir::ExecResult& got,
-                      const core::X86State& got_state) {
-    if (want.kind != got.kind)
-      return fmt::format("exit kind: interpreter {}, jit {}", static_cast<int>(want.kind), static_cast<int>(got.kind));
-    if (want.kind == ir::TermKind::Trap) {
-      if (want.trap != got.trap)
-        return fmt::format("trap: interpreter {}, jit {}", ir::trap_reason_name(want.trap), ir::trap_reason_name(got.trap));
-      if (want.fault_addr != got.fault_addr)
-        return fmt::format("fault address: interpreter {:#x}, jit {:#x}", want.fault_addr.value_or(core::GuestAddr(0)),
-                           got.fault_addr.value_or(core::GuestAddr(0)));
-    }
-    const auto* w = reinterpret_cast<const uint8_t*>(&want_state);
-    const auto* g = reinterpret_cast<const uint8_t*>(&got_state);
-    for (const core::RegInfo& ri : core::kX86Regs) {
-      if (std::memcmp(w + ri.offset, g + ri.offset, ri.size) == 0) continue;
-      return fmt::format("{}: interpreter {}, jit {}", ri.name, hex(w + ri.offset, ri.size), hex(g + ri.offset, ri.size));
-    }
-    if (std::memcmp(w, g, sizeof(core::X86State)) != 0) return "guest state outside the named registers";
-    for (const auto& [addr, byte] : written_) {
-      uint8_t real = 0;
-      if (auto r = space_->read(core::GuestAddr(addr), std::span<uint8_t>(&real, 1)); !r || real != byte)
-        return fmt::format("memory at {:#x}: interpreter wrote {:#04x}, jit left {:#04x}", addr, byte, real);
-    }
-    return {};
-  }
-
-private:
-  static std::string hex(const uint8_t* p, uint32_t n) {  // little-endian value, most significant byte first
-    std::string s = "0x";
-    for (uint32_t i = n; i-- > 0;) s += fmt::format("{:02x}", p[i]);
-    return s;
-  }
-
-  mem::AddressSpace* space_;
-  ir::Interpreter interp_;
-  std::map<uint64_t, uint8_t> written_;
-};
 
 ExecutionEngine::ExecutionEngine(mem::AddressSpace& space, EngineConfig config, const ir::HelperTable& helpers)
     : space_(&space), config_(config), interp_(space, helpers) {
