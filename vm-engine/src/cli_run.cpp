@@ -20,6 +20,7 @@ struct RunArgs {
   uint32_t hot_threshold = EngineConfig{}.hot_threshold;
   uint32_t opt_threshold = EngineConfig{}.opt_threshold;
   bool no_chain = false;
+  bool no_region_callees = false;
   bool perf_map = false;
   bool verify_jit = false;
   bool precise_faults = false;
@@ -49,6 +50,8 @@ void add_run_command(CLI::App& app) {
                     "tiered: entries of a block's fast code before it is recompiled as an optimised region (0: never)")
       ->check(CLI::Range(0u, 1u << 30));
   a.cmd->add_flag("--no-chain", a.no_chain, "jit/tiered: every compiled block returns to the dispatcher (no chaining)");
+  a.cmd->add_flag("--no-region-callees", a.no_region_callees,
+                  "tiered: optimised regions stop at calls instead of taking in the functions they call");
   a.cmd->add_flag("--perf-map", a.perf_map, "jit/tiered: list compiled blocks in /tmp/perf-<pid>.map for perf report");
   a.cmd->add_flag("--verify-jit", a.verify_jit,
                   "jit/tiered: also run every compiled block in the interpreter on a copy of the state and stop at the "
@@ -109,6 +112,7 @@ int run_execute(char** envp) {
   opts.engine.hot_threshold = a.hot_threshold;
   opts.engine.opt_threshold = a.opt_threshold;
   opts.engine.chain = !a.no_chain;
+  opts.engine.region_callees = !a.no_region_callees;
   opts.engine.perf_map = a.perf_map;
   opts.engine.verify_jit = a.verify_jit;
   // Precise fault state only once a guest handler could look at it

@@ -317,39 +317,103 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
 
 // A block whose Fast code became hot is recompiled at Tier::Optimized
 // together with the already-run blocks its direct jumps and branches reach,
-// so that the loops among them stay inside one LLVM function.
+// so that the loops among them stay inside one LLVM function; and, with
+// region_callees, the functions it calls with their return sites, so that
+// calls and returns stay inside it too.
 ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   std::vector<Block*> members{&head};
   size_t ops = head.ir.ops.size();
-  for (size_t i = 0; i < members.size() && members.size() < config_.max_region_blocks; ++i) {
-    const ir::Terminator& t = members[i]->ir.term;
-    std::vector<uint64_t> next;
-    if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
-    if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
-    // A direct call of a member (recursion): its return site, where the
-    // callee's returns stay inside the region (UnitOptions::indirect_members).
-    // Other callees and their return sites are left out: pulling them in
-    // made the regions of sha256 and strings bigger and slower to compile,
-    // for no gain (docs/benchmarks.md).
-    if (t.kind == ir::TermKind::Call && config_.region_calls && t.value == ir::kNoValue &&
-        std::any_of(members.begin(), members.end(), [&](const Block* m) { return m->ir.start_pc == t.target; }))
-      next = {t.fallthrough.value()};
-    // An indirect jump (a switch's jump table): the targets it took while
-    // it was interpreted, which the region's code reaches by a compare
-    // against its members (UnitOptions::indirect_members).
-    if (t.kind == ir::TermKind::IndirectJump && config_.region_calls) next = members[i]->indirect_targets;
-    for (const ir::Op& op : members[i]->ir.ops)  // early leaves (rep with a zero count)
-      if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
-    for (uint64_t pc : next) {
-      if (pc == 0 || members.size() >= config_.max_region_blocks) continue;
-      auto it = blocks_.find(pc);
-      if (it == blocks_.end() || it->second->executions == 0 || it->second->compile_failed) continue;
-      Block* m = it->second.get();
-      if (std::find(members.begin(), members.end(), m) != members.end()) continue;
-      if (ops + m->ir.ops.size() > config_.max_region_ops) continue;
-      ops += m->ir.ops.size();
-      members.push_back(m);
+  bool follow = config_.region_calls && config_.region_callees;
+  auto is_member = [&](const std::vector<Block*>& set, const Block* b) {
+    return std::find(set.begin(), set.end(), b) != set.end();
+  };
+  auto has_pc = [](const std::vector<Block*>& set, core::GuestAddr pc) {
+    return std::any_of(set.begin(), set.end(), [&](const Block* m) { return m->ir.start_pc == pc; });
+  };
+  auto candidate = [&](uint64_t pc) -> Block* {
+    auto it = blocks_.find(pc);
+    if (pc == 0 || it == blocks_.end() || it->second->executions == 0 || it->second->compile_failed) return nullptr;
+    return it->second.get();
+  };
+  // Grows `set` breadth first along the edges inside a function (`set` is
+  // `members`, or a callee's blocks on top of them): a direct call adds its
+  // return site, when the callee is (or will be) in the region, and puts
+  // the callee on `calls`. False when the limits left a block out.
+  auto grow = [&](std::vector<Block*>& set, size_t& n_ops, std::vector<uint64_t>& calls) {
+    bool complete = true;
+    bool own = &set == &members;
+    for (size_t i = 0; i < set.size(); ++i) {
+      const ir::Terminator& t = set[i]->ir.term;
+      std::vector<uint64_t> next;
+      if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
+      if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
+      if (t.kind == ir::TermKind::Call && config_.region_calls && t.value == ir::kNoValue) {
+        // A call of a member (recursion): the callee's returns to the return
+        // site stay inside the region (UnitOptions::indirect_members).
+        bool member = has_pc(members, t.target) || (!own && has_pc(set, t.target));
+        if (member || follow) next = {t.fallthrough.value()};
+        if (!member && follow) calls.push_back(t.target.value());
+      }
+      // An indirect jump (a switch's jump table, a PLT slot): the targets it
+      // took while it was interpreted, which the region's code reaches by a
+      // compare against its members (UnitOptions::indirect_members).
+      if (t.kind == ir::TermKind::IndirectJump && config_.region_calls) next = set[i]->indirect_targets;
+      for (const ir::Op& op : set[i]->ir.ops)  // early leaves (rep with a zero count)
+        if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
+      for (uint64_t pc : next) {
+        Block* m = candidate(pc);
+        if (!m || is_member(members, m) || (!own && is_member(set, m))) continue;
+        if ((own ? 0 : members.size()) + set.size() >= config_.max_region_blocks ||
+            n_ops + m->ir.ops.size() > config_.max_region_ops) {
+          complete = false;
+          continue;
+        }
+        n_ops += m->ir.ops.size();
+        set.push_back(m);
+      }
     }
+    return complete;
+  };
+  std::vector<uint64_t> calls;
+  grow(members, ops, calls);
+  // The callees, after the caller's own blocks, level by level, each with
+  // its own blocks and the return sites of its calls. If one does not fit
+  // (a region over its limits is cut somewhere inside a function, and a
+  // region made bigger by return sites alone costs more at every entry and
+  // exit than it saves: docs/benchmarks.md), the region stops at calls.
+  uint32_t callees = 0;
+  bool fits = true;
+  while (follow && fits && !calls.empty()) {
+    std::vector<uint64_t> level = std::move(calls);
+    calls.clear();
+    for (uint64_t pc : level) {
+      Block* c = candidate(pc);
+      if (c && is_member(members, c)) continue;
+      if (!c) {  // not run yet, or failed to compile: cannot be taken in
+        fits = false;
+        break;
+      }
+      std::vector<Block*> fn{c};
+      size_t fn_ops = ops + c->ir.ops.size();
+      std::vector<uint64_t> nested;
+      if (members.size() + 1 > config_.max_region_blocks || fn_ops > config_.max_region_ops ||
+          !grow(fn, fn_ops, nested)) {
+        fits = false;
+        break;
+      }
+      members.insert(members.end(), fn.begin(), fn.end());
+      ops = fn_ops;
+      calls.insert(calls.end(), nested.begin(), nested.end());
+      ++callees;
+    }
+  }
+  if (follow && !fits) {
+    follow = false;
+    callees = 0;
+    members.assign(1, &head);
+    ops = head.ir.ops.size();
+    calls.clear();
+    grow(members, ops, calls);
   }
   RegionJob job;
   job.head_pc = head.ir.start_pc.value();
@@ -357,6 +421,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   job.unit.all_entries = config_.region_entries;
   job.unit.indirect_members = config_.region_calls;
   job.unit.sync_points = precise_now_;
+  job.callees = callees;
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.
@@ -404,6 +469,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
   ++stats_.compiled_optimized;
   ++stats_.regions;
   stats_.region_blocks += members.size();
+  stats_.region_callees += job.callees;
   // The region is part of the head block now: a write to any member's code
   // must drop it too.
   for (size_t i = 1; i < members.size(); ++i)

@@ -246,6 +246,61 @@ TEST_CASE("returns and indirect jumps to region members: same state with and wit
   }
 }
 
+TEST_CASE("regions take in the functions their loop calls; a callee that does not fit stops them at calls") {
+  // A loop calling `scale` from two sites and `mix`, which calls `scale`
+  // too (a callee of a callee), with a branch inside `mix`.
+  constexpr std::string_view kCallLoop = R"(
+    mov rcx, 3000
+    xor ebx, ebx
+    mov r12, 1
+  top:
+    mov rdi, rcx
+    call scale
+    add rbx, rax
+    mov rdi, rbx
+    call mix
+    xor rbx, rax
+    mov rdi, rcx
+    call scale
+    add r12, rax
+    dec rcx
+    jnz top
+    syscall
+  scale:
+    lea rax, [rdi + rdi*2 + 1]
+    ret
+  mix:
+    push rdi
+    shr rdi, 3
+    call scale
+    pop rdi
+    imul rax, rdi
+    test rax, 1
+    jz even
+    add rax, 7
+  even:
+    ret
+  )";
+  Outcome want = run(kCallLoop, config(EngineKind::Interp));
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (int variant = 0; variant < 3; ++variant) {
+      CAPTURE(mem::strategy_name(strategy));
+      CAPTURE(variant);
+      EngineConfig c = config(EngineKind::Tiered);
+      c.region_callees = variant != 1;
+      if (variant == 2) c.max_region_blocks = 4;  // the loop and mix fit, with their callees they do not
+      Outcome got = run(kCallLoop, c, strategy);
+      same_state(want, got);
+      CHECK(got.stats.regions > 0);
+      if (variant == 0) {
+        // scale and mix, once each, in the loop's region
+        CHECK(got.stats.region_callees >= 2);
+      } else {
+        CHECK(got.stats.region_callees == 0);
+      }
+    }
+}
+
 TEST_CASE("background region compilation gives the same result") {
   Outcome want = run(kLoop, config(EngineKind::Interp));
   EngineConfig c = config(EngineKind::Tiered);

@@ -318,9 +318,12 @@ private:
     std::fprintf(stderr, "  compiled blocks        fast %lu, optimized %lu, failed %lu; native runs %lu\n",
                  static_cast<unsigned long>(s.compiled_fast), static_cast<unsigned long>(s.compiled_optimized),
                  static_cast<unsigned long>(s.compile_failures), static_cast<unsigned long>(s.native_executions));
-    std::fprintf(stderr, "  regions                %lu (%lu blocks, %lu entered inside), dropped %lu; chain links %lu\n",
+    std::fprintf(stderr,
+                 "  regions                %lu (%lu blocks, %lu entered inside, %lu callees taken in), dropped %lu; chain "
+                 "links %lu\n",
                  static_cast<unsigned long>(s.regions), static_cast<unsigned long>(s.region_blocks),
-                 static_cast<unsigned long>(s.region_entries), static_cast<unsigned long>(s.regions_dropped),
+                 static_cast<unsigned long>(s.region_entries), static_cast<unsigned long>(s.region_callees),
+                 static_cast<unsigned long>(s.regions_dropped),
                  static_cast<unsigned long>(s.chain_links));
     std::fprintf(stderr, "  native exits           jump/branch %lu, indirect %lu, ret %lu, call %lu, syscall %lu, trap %lu\n",
                  static_cast<unsigned long>(s.native_exits[1] + s.native_exits[2]),

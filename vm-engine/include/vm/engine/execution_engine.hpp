@@ -66,6 +66,12 @@ struct EngineConfig {
   // loop stays in one function), and region formation adds the return site
   // of a call whose callee is already a member (recursion).
   bool region_calls = true;
+  // With region_calls: region formation also follows direct calls into
+  // their callees (after the caller's own blocks; a callee's blocks all or
+  // none) and adds the calls' return sites, so calls and returns stay
+  // inside the region. When a callee does not fit in max_region_blocks /
+  // max_region_ops, the region stops at calls instead.
+  bool region_callees = true;
   // Tiered: compile regions on a background thread while the fast code
   // keeps running (on by default when the host has more than one CPU).
   bool background_compile = true;
@@ -129,6 +135,7 @@ struct EngineStats {
   uint64_t regions = 0;              // Tier::Optimized regions compiled
   uint64_t region_blocks = 0;        // blocks in them
   uint64_t region_entries = 0;       // members entered through their region's code
+  uint64_t region_callees = 0;       // called functions taken into regions (config region_callees)
   uint64_t chain_links = 0;          // direct exits patched to a compiled successor
   uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
   uint64_t tlb_fills = 0;
@@ -219,6 +226,7 @@ private:
     std::vector<std::pair<uint64_t, uint64_t>> members;  // pc, serial
     std::vector<ir::IRBlock> irs;
     bool keep_irs = false;  // past the compile, for --dump
+    uint32_t callees = 0;   // functions taken in (region_callees)
     UnitOptions unit;
     std::optional<core::Result<CompiledBlock>> result;
   };
