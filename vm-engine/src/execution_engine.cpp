@@ -1,6 +1,7 @@
 #include "vm/engine/execution_engine.hpp"
 
 #include <algorithm>
+#include <set>
 #include <cerrno>
 #include <cfenv>
 #include <chrono>
@@ -324,6 +325,7 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   std::vector<Block*> members{&head};
   size_t ops = head.ir.ops.size();
   bool follow = config_.region_calls && config_.region_callees;
+  std::set<uint64_t> rejected;  // callees that did not fit
   auto is_member = [&](const std::vector<Block*>& set, const Block* b) {
     return std::find(set.begin(), set.end(), b) != set.end();
   };
@@ -351,8 +353,9 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
         // A call of a member (recursion): the callee's returns to the return
         // site stay inside the region (UnitOptions::indirect_members).
         bool member = has_pc(members, t.target) || (!own && has_pc(set, t.target));
-        if (member || follow) next = {t.fallthrough.value()};
-        if (!member && follow) calls.push_back(t.target.value());
+        bool take = follow && !rejected.count(t.target.value());
+        if (member || take) next = {t.fallthrough.value()};
+        if (!member && take) calls.push_back(t.target.value());
       }
       // An indirect jump (a switch's jump table, a PLT slot): the targets it
       // took while it was interpreted, which the region's code reaches by a
@@ -377,38 +380,43 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   std::vector<uint64_t> calls;
   grow(members, ops, calls);
   // The callees, after the caller's own blocks, level by level, each with
-  // its own blocks and the return sites of its calls. If one does not fit
-  // (a region over its limits is cut somewhere inside a function, and a
-  // region made bigger by return sites alone costs more at every entry and
-  // exit than it saves: docs/benchmarks.md), the region stops at calls.
+  // its own blocks and the return sites of its calls. A callee that does
+  // not fit is left out together with the return sites of its calls, and
+  // the region is formed again: a region made bigger by return sites
+  // alone costs more at every entry and exit than it saves
+  // (docs/benchmarks.md). After kMaxRetries the region stops at calls.
+  constexpr int kMaxRetries = 8;
   uint32_t callees = 0;
-  bool fits = true;
-  while (follow && fits && !calls.empty()) {
-    std::vector<uint64_t> level = std::move(calls);
-    calls.clear();
-    for (uint64_t pc : level) {
-      Block* c = candidate(pc);
-      if (c && is_member(members, c)) continue;
-      if (!c) {  // not run yet, or failed to compile: cannot be taken in
-        fits = false;
-        break;
+  for (int attempt = 0; follow; ++attempt) {
+    bool fits = true;
+    while (fits && !calls.empty()) {
+      std::vector<uint64_t> level = std::move(calls);
+      calls.clear();
+      for (uint64_t pc : level) {
+        Block* c = candidate(pc);
+        if (c && is_member(members, c)) continue;
+        std::vector<Block*> fn;
+        size_t fn_ops = ops;
+        std::vector<uint64_t> nested;
+        if (c) {
+          fn.push_back(c);
+          fn_ops += c->ir.ops.size();
+        }
+        // (A callee that has not run, or failed to compile, does not fit.)
+        if (!c || members.size() + 1 > config_.max_region_blocks || fn_ops > config_.max_region_ops ||
+            !grow(fn, fn_ops, nested)) {
+          rejected.insert(pc);
+          fits = false;
+          continue;
+        }
+        members.insert(members.end(), fn.begin(), fn.end());
+        ops = fn_ops;
+        calls.insert(calls.end(), nested.begin(), nested.end());
+        ++callees;
       }
-      std::vector<Block*> fn{c};
-      size_t fn_ops = ops + c->ir.ops.size();
-      std::vector<uint64_t> nested;
-      if (members.size() + 1 > config_.max_region_blocks || fn_ops > config_.max_region_ops ||
-          !grow(fn, fn_ops, nested)) {
-        fits = false;
-        break;
-      }
-      members.insert(members.end(), fn.begin(), fn.end());
-      ops = fn_ops;
-      calls.insert(calls.end(), nested.begin(), nested.end());
-      ++callees;
     }
-  }
-  if (follow && !fits) {
-    follow = false;
+    if (fits) break;
+    if (attempt + 1 >= kMaxRetries) follow = false;
     callees = 0;
     members.assign(1, &head);
     ops = head.ir.ops.size();
