@@ -51,7 +51,8 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::Range(0u, 1u << 30));
   a.cmd->add_flag("--no-chain", a.no_chain, "jit/tiered: every compiled block returns to the dispatcher (no chaining)");
   a.cmd->add_flag("--no-region-callees", a.no_region_callees,
-                  "tiered: optimised regions stop at calls instead of taking in the functions they call");
+                  "tiered, direct mmu: optimised regions stop at calls instead of taking in the functions they call "
+                  "(softmmu regions always stop at calls)");
   a.cmd->add_flag("--perf-map", a.perf_map, "jit/tiered: list compiled blocks in /tmp/perf-<pid>.map for perf report");
   a.cmd->add_flag("--verify-jit", a.verify_jit,
                   "jit/tiered: also run every compiled block in the interpreter on a copy of the state and stop at the "
@@ -112,7 +113,9 @@ int run_execute(char** envp) {
   opts.engine.hot_threshold = a.hot_threshold;
   opts.engine.opt_threshold = a.opt_threshold;
   opts.engine.chain = !a.no_chain;
-  opts.engine.region_callees = !a.no_region_callees;
+  // Under softmmu the bigger regions' compiles cost more than they save at
+  // the benchmark scale (strings 1.19x slower; docs/benchmarks.md).
+  opts.engine.region_callees = !a.no_region_callees && opts.mmu == mem::MemoryStrategy::Direct;
   opts.engine.perf_map = a.perf_map;
   opts.engine.verify_jit = a.verify_jit;
   // Precise fault state only once a guest handler could look at it
