@@ -322,8 +322,8 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
 // region_callees, the functions it calls with their return sites, so that
 // calls and returns stay inside it too.
 ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
-  std::vector<Block*> members{&head};
-  size_t ops = head.ir.ops.size();
+  std::vector<Block*> members;
+  size_t ops = 0;
   bool follow = config_.region_calls && config_.region_callees;
   std::set<uint64_t> rejected;  // callees that did not fit
   auto is_member = [&](const std::vector<Block*>& set, const Block* b) {
@@ -377,17 +377,21 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
     }
     return complete;
   };
-  std::vector<uint64_t> calls;
-  grow(members, ops, calls);
-  // The callees, after the caller's own blocks, level by level, each with
+  // The head's own blocks, then the callees, level by level, each with
   // its own blocks and the return sites of its calls. A callee that does
-  // not fit is left out together with the return sites of its calls, and
-  // the region is formed again: a region made bigger by return sites
-  // alone costs more at every entry and exit than it saves
-  // (docs/benchmarks.md). After kMaxRetries the region stops at calls.
+  // not fit (or has not run, or failed to compile) is left out together
+  // with the return sites of the calls to it, and the region is formed
+  // again: a region made bigger by return sites alone costs more at every
+  // entry and exit than it saves (docs/benchmarks.md). After kMaxRetries
+  // the region stops at calls.
   constexpr int kMaxRetries = 8;
   uint32_t callees = 0;
-  for (int attempt = 0; follow; ++attempt) {
+  for (int attempt = 1;; ++attempt) {
+    members.assign(1, &head);
+    ops = head.ir.ops.size();
+    callees = 0;
+    std::vector<uint64_t> calls;
+    grow(members, ops, calls);
     bool fits = true;
     while (fits && !calls.empty()) {
       std::vector<uint64_t> level = std::move(calls);
@@ -402,7 +406,6 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
           fn.push_back(c);
           fn_ops += c->ir.ops.size();
         }
-        // (A callee that has not run, or failed to compile, does not fit.)
         if (!c || members.size() + 1 > config_.max_region_blocks || fn_ops > config_.max_region_ops ||
             !grow(fn, fn_ops, nested)) {
           rejected.insert(pc);
@@ -415,13 +418,8 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
         ++callees;
       }
     }
-    if (fits) break;
-    if (attempt + 1 >= kMaxRetries) follow = false;
-    callees = 0;
-    members.assign(1, &head);
-    ops = head.ir.ops.size();
-    calls.clear();
-    grow(members, ops, calls);
+    if (fits || !follow) break;
+    if (attempt >= kMaxRetries) follow = false;
   }
   RegionJob job;
   job.head_pc = head.ir.start_pc.value();
