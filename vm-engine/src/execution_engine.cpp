@@ -428,6 +428,16 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   job.unit.indirect_members = config_.region_calls;
   job.unit.sync_points = precise_now_;
   job.callees = callees;
+  // Exit polls: exit_request is only set while compiled code runs when a
+  // store invalidates translations (a write to a watched page from the host
+  // fault handler or a softmmu slow path), which needs a guest-writable
+  // page; mprotect, munmap and mmap over a member's page drop the region
+  // from the dispatcher, and a region compiled in the background is not
+  // installed when a member was dropped meanwhile.
+  bool writable = false;
+  for (const Block* m : members)
+    for (uint64_t page : m->pages) writable |= (space_->page_table().get(page).perms & core::kPermWrite) != 0;
+  job.unit.exit_polls = writable || !config_.elide_exit_polls;
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.
@@ -476,6 +486,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
   ++stats_.regions;
   stats_.region_blocks += members.size();
   stats_.region_callees += job.callees;
+  stats_.regions_without_polls += !job.unit.exit_polls;
   // The region is part of the head block now: a write to any member's code
   // must drop it too.
   for (size_t i = 1; i < members.size(); ++i)

@@ -323,6 +323,7 @@ struct JITCompiler::Impl {
     lo.inline_jump_cache = options.inline_jump_cache;
     lo.restartable = options.restartable;
     lo.sync_points = unit.sync_points;
+    lo.exit_polls = unit.exit_polls;
     lo.direct_guard = options.direct_guard;
     lo.guest_base_gs = options.guest_base_gs && tier == Tier::Optimized;
     lo.fast_isel = tier == Tier::Fast;

@@ -215,6 +215,74 @@ TEST_CASE("chained code sees self-modifying code") {
     }
 }
 
+TEST_CASE("regions of read-only code run without exit polls; one that rewrites its own page leaves its loop") {
+  // The loop adds the immediate of `mov eax, 1` to r12 and stores 1000 to
+  // the data page in every iteration, except in iteration 2001 of 4000,
+  // where (after its add) the store rewrites that immediate instead. By
+  // then the loop's three blocks are one region with the store inside it
+  // (a region of one block returns after each pass anyway); with the code
+  // page writable the region must leave at its back edge and run the new
+  // code: r12 = 2001 * 1 + 1999 * 1000. Without the poll, softmmu and
+  // direct code without sync points would go on adding 1.
+  constexpr std::string_view kSelfPatch = R"(
+    xor r12d, r12d
+    mov ecx, 4000
+    lea rbx, [rip + site]
+    mov rsi, 0x200000
+  site:
+    mov eax, 1
+    add r12, rax
+    mov rdi, rsi
+    cmp ecx, 2000
+    cmove rdi, rbx
+    test ecx, 1
+    jz even
+    add r13, 1
+  even:
+    mov dword ptr [rdi + 1], 1000
+    dec ecx
+    jnz site
+    syscall
+  )";
+  constexpr uint64_t kWant = 2001 * 1 + 1999 * 1000;
+  Outcome want = run(kSelfPatch, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(),
+                     false, true);
+  REQUIRE(want.state.gpr[12] == kWant);
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (bool precise : {true, false}) {
+      bool softmmu = strategy == mem::MemoryStrategy::SoftMmu;
+      CAPTURE(softmmu);
+      CAPTURE(precise);
+      EngineConfig c = config(EngineKind::Tiered);
+      c.precise_faults = precise;
+      Outcome got = run(kSelfPatch, c, strategy, ir::HelperTable::defaults(), false, true);
+      same_state(want, got);
+      CHECK(got.stats.regions > 0);
+      CHECK(got.stats.invalidations > 0);
+      CHECK(got.stats.regions_without_polls == 0);  // the loop's page is writable
+    }
+
+  // Read-only code: every region without polls (unless asked for them), and
+  // the same state as the interpreter either way.
+  Outcome loop_want = run(kLoop, config(EngineKind::Interp), mem::MemoryStrategy::Direct);
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (bool elide : {true, false}) {
+      bool softmmu = strategy == mem::MemoryStrategy::SoftMmu;
+      CAPTURE(softmmu);
+      CAPTURE(elide);
+      EngineConfig c = config(EngineKind::Tiered);
+      c.elide_exit_polls = elide;
+      Outcome got = run(kLoop, c, strategy);
+      same_state(loop_want, got);
+      REQUIRE(got.stats.regions > 0);
+      CHECK(got.stats.regions_without_polls == (elide ? got.stats.regions : 0));
+      // Writable code keeps its polls.
+      Outcome writable = run(kLoop, c, strategy, ir::HelperTable::defaults(), false, true);
+      same_state(loop_want, writable);
+      CHECK(writable.stats.regions_without_polls == 0);
+    }
+}
+
 TEST_CASE("--verify-jit co-simulation passes on agreeing code and reports a difference") {
   EngineConfig c = config(EngineKind::Tiered);
   c.verify_jit = true;

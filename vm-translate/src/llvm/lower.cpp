@@ -584,6 +584,10 @@ void Lowerer::fault_exit(Value* status, const char* name) {
 }
 
 void Lowerer::continue_unless_exit_requested(llvm::BasicBlock* next, Value* rip, uint64_t code) {
+  if (!opts_.exit_polls) {
+    b_.CreateBr(next);
+    return;
+  }
   Value* req = b_.CreateAlignedLoad(i32_, mem_field(kMemCtxExitRequest), llvm::Align(4), "exit_req");
   auto* leave = llvm::BasicBlock::Create(ctx_, "exit_requested", fn_);
   b_.CreateCondBr(b_.CreateIsNotNull(req), leave, next, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());

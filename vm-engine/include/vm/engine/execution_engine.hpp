@@ -72,6 +72,11 @@ struct EngineConfig {
   // inside the region. When a callee does not fit in max_region_blocks /
   // max_region_ops, the region stops at calls instead.
   bool region_callees = true;
+  // Regions whose blocks all lie in guest pages without write permission
+  // are compiled without exit polls (translate::LoweringOptions::exit_polls):
+  // no store can invalidate them while they run, and a change of the
+  // pages' permissions drops them (docs/engine.md, "Exit polls").
+  bool elide_exit_polls = true;
   // Tiered: compile regions on a background thread while the fast code
   // keeps running (on by default when the host has more than one CPU).
   bool background_compile = true;
@@ -136,6 +141,7 @@ struct EngineStats {
   uint64_t region_blocks = 0;        // blocks in them
   uint64_t region_entries = 0;       // members entered through their region's code
   uint64_t region_callees = 0;       // called functions taken into regions (config region_callees)
+  uint64_t regions_without_polls = 0;  // regions compiled without exit polls (config elide_exit_polls)
   uint64_t chain_links = 0;          // direct exits patched to a compiled successor
   uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
   uint64_t tlb_fills = 0;

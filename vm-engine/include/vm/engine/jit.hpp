@@ -94,6 +94,8 @@ struct UnitOptions {
   bool indirect_members = false;
   // Direct restartable code without sync points (translate::LoweringOptions::sync_points).
   bool sync_points = true;
+  // Back edges check exit_request (translate::LoweringOptions::exit_polls).
+  bool exit_polls = true;
 };
 
 class JITCompiler {

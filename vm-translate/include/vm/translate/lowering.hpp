@@ -196,6 +196,12 @@ struct LoweringOptions {
   // return is compared with the members that follow a call of the region
   // (its return sites), an indirect jump or call with every member.
   bool indirect_members = false;
+  // A region's back edges (and its indirect edges to members) check
+  // MemoryContext::exit_request, so that it leaves its loops once the owner
+  // dropped translations. Off: they do not. Only for code that no store can
+  // invalidate while it runs (the engine turns it off for regions made of
+  // guest pages without write permission, docs/engine.md "Exit polls").
+  bool exit_polls = true;
   // Keep the guest state in memory restartable. After a guest instruction
   // that stores to guest memory (where a later re-run could see the store)
   // or calls a helper, the registers changed since the previous such point
