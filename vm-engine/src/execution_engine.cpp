@@ -349,13 +349,27 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
       std::vector<uint64_t> next;
       if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
       if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
-      if (t.kind == ir::TermKind::Call && config_.region_calls && t.value == ir::kNoValue) {
+      if (t.kind == ir::TermKind::Call && config_.region_calls) {
         // A call of a member (recursion): the callee's returns to the return
-        // site stay inside the region (UnitOptions::indirect_members).
-        bool member = has_pc(members, t.target) || (!own && has_pc(set, t.target));
-        bool take = follow && !rejected.count(t.target.value());
-        if (member || take) next = {t.fallthrough.value()};
-        if (!member && take) calls.push_back(t.target.value());
+        // site stay inside the region (UnitOptions::indirect_members). An
+        // indirect call (through a vtable, say) does the same with the
+        // targets it took while it was interpreted, when they all are or
+        // will be members.
+        std::vector<uint64_t> targets;
+        if (t.value == ir::kNoValue) targets = {t.target.value()};
+        else if (config_.region_indirect_callees) targets = set[i]->indirect_targets;
+        bool all = !targets.empty();
+        std::vector<uint64_t> taken;
+        for (uint64_t pc : targets) {
+          bool member = has_pc(members, core::GuestAddr(pc)) || (!own && has_pc(set, core::GuestAddr(pc)));
+          bool take = follow && !rejected.count(pc);
+          all = all && (member || take);
+          if (!member && take) taken.push_back(pc);
+        }
+        if (all) {
+          next = {t.fallthrough.value()};
+          calls.insert(calls.end(), taken.begin(), taken.end());
+        }
       }
       // An indirect jump (a switch's jump table, a PLT slot): the targets it
       // took while it was interpreted, which the region's code reaches by a
@@ -880,7 +894,9 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       r = run_native(*b, state);
     } else {
       r = interp_.run(b->ir, state);
-      if (r.kind == ir::TermKind::IndirectJump && b->indirect_targets.size() < kMaxIndirectTargets &&
+      bool indirect = r.kind == ir::TermKind::IndirectJump ||
+                      (r.kind == ir::TermKind::Call && b->ir.term.value != ir::kNoValue);
+      if (indirect && b->indirect_targets.size() < kMaxIndirectTargets &&
           std::find(b->indirect_targets.begin(), b->indirect_targets.end(), state.rip) == b->indirect_targets.end())
         b->indirect_targets.push_back(state.rip);
     }

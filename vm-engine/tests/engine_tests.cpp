@@ -174,6 +174,64 @@ TEST_CASE("regions take in the functions their loop calls, those that fit") {
     }
 }
 
+TEST_CASE("regions take in the targets their indirect calls took, and leave for a new one") {
+  // A loop calling through rdx: `inc3` and `dbl` alternate (both seen while
+  // the call's block is interpreted), and for the last 1000 iterations
+  // `neg`, which the region has never seen: that call leaves the region
+  // and `neg`'s return comes back in at the return site.
+  constexpr std::string_view kIndirectLoop = R"(
+    mov rcx, 3000
+    xor ebx, ebx
+    lea r8, [rip + inc3]
+    lea r9, [rip + dbl]
+    lea r10, [rip + neg]
+  top:
+    mov rdx, r8
+    test rcx, 1
+    cmovz rdx, r9
+    cmp rcx, 1000
+    cmovbe rdx, r10
+    mov rdi, rcx
+    call rdx
+    add rbx, rax
+    dec rcx
+    jnz top
+    syscall
+  inc3:
+    lea rax, [rdi + 3]
+    ret
+  dbl:
+    lea rax, [rdi + rdi]
+    ret
+  neg:
+    mov rax, rdi
+    neg rax
+    ret
+  )";
+  Outcome want = run(kIndirectLoop, config(EngineKind::Interp));
+  // Iterations 3000..1001 add rcx + 3 (odd) or 2 rcx (even), 1000..1 add -rcx.
+  uint64_t sum = 0;
+  for (uint64_t i = 3000; i > 1000; --i) sum += (i & 1) ? i + 3 : 2 * i;
+  for (uint64_t i = 1000; i > 0; --i) sum -= i;
+  REQUIRE(want.state.gpr[3] == sum);
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (bool indirect : {true, false}) {
+      bool softmmu = strategy == mem::MemoryStrategy::SoftMmu;
+      CAPTURE(softmmu);
+      CAPTURE(indirect);
+      EngineConfig c = config(EngineKind::Tiered);
+      c.region_indirect_callees = indirect;
+      Outcome got = run(kIndirectLoop, c, strategy);
+      same_state(want, got);
+      REQUIRE(got.stats.regions > 0);
+      if (indirect) {
+        CHECK(got.stats.region_callees >= 2);  // inc3 and dbl
+      } else {
+        CHECK(got.stats.region_callees == 0);
+      }
+    }
+}
+
 TEST_CASE("background region compilation gives the same result") {
   Outcome want = run(kLoop, config(EngineKind::Interp));
   EngineConfig c = config(EngineKind::Tiered);

@@ -72,6 +72,9 @@ struct EngineConfig {
   // inside the region. When a callee does not fit in max_region_blocks /
   // max_region_ops, the region stops at calls instead.
   bool region_callees = true;
+  // With region_callees: the targets an indirect call took while it was
+  // interpreted are taken in like a direct call's callee (all or none).
+  bool region_indirect_callees = true;
   // Regions whose blocks all lie in guest pages without write permission
   // are compiled without exit polls (translate::LoweringOptions::exit_polls):
   // no store can invalidate them while they run, and a change of the
@@ -218,8 +221,8 @@ private:
     translate::BlockFn region_entry = nullptr;
     uint64_t region_head = 0;
     std::vector<uint64_t> entry_members;  // head: members entered through its code
-    // Ends with an indirect jump: the distinct targets seen while it was
-    // interpreted (the first few, kMaxIndirectTargets), for region formation.
+    // Ends with an indirect jump or call: the distinct targets seen while it
+    // was interpreted (the first few, kMaxIndirectTargets), for region formation.
     std::vector<uint64_t> indirect_targets;
   };
   static constexpr size_t kMaxIndirectTargets = 16;
