@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <vector>
 
 #include "vm/ir/interpreter.hpp"
@@ -185,15 +186,98 @@ void eliminate_dead_reg_writes(IRBlock& block, const PassOptions& options, PassS
   block.ops = std::move(out);
 }
 
+uint32_t fuse_flag_conditions(IRBlock& block) {
+  uint32_t n = block.value_count();
+  std::vector<int64_t> def(n, -1);  // value -> index of the op that defines it
+  for (size_t i = 0; i < block.ops.size(); ++i)
+    if (block.ops[i].result != kNoValue) def[block.ops[i].result] = static_cast<int64_t>(i);
+  auto op_of = [&](ValueId v) -> const Op* { return v < n && def[v] >= 0 ? &block.ops[def[v]] : nullptr; };
+  auto is_const = [&](ValueId v, uint64_t value) {
+    const Op* d = op_of(v);
+    return d && d->opcode == Opcode::Const && d->imm == value && d->imm_hi == 0;
+  };
+  // r = sub a, b: {a, b}.
+  auto sub_operands = [&](ValueId r) -> std::optional<std::pair<ValueId, ValueId>> {
+    const Op* d = op_of(r);
+    if (!d || d->opcode != Opcode::Sub) return std::nullopt;
+    return std::pair{d->args[0], d->args[1]};
+  };
+  // v = cmp pred (sub a, b), 0: {a, b}.
+  auto flag_of_sub = [&](ValueId v, CmpPred pred) -> std::optional<std::pair<ValueId, ValueId>> {
+    const Op* d = op_of(v);
+    if (!d || d->opcode != Opcode::Cmp || static_cast<CmpPred>(d->mod) != pred || !is_const(d->args[1], 0))
+      return std::nullopt;
+    return sub_operands(d->args[0]);
+  };
+  // v = opcode a, b, 0 (sub_overflow / sub_borrow without a borrow in): {a, b}.
+  auto borrowless = [&](ValueId v, Opcode opcode) -> std::optional<std::pair<ValueId, ValueId>> {
+    const Op* d = op_of(v);
+    if (!d || d->opcode != opcode || !is_const(d->args[2], 0)) return std::nullopt;
+    return std::pair{d->args[0], d->args[1]};
+  };
+  // v = cmp pred a, b: {a, b}.
+  auto compare = [&](ValueId v, CmpPred pred) -> std::optional<std::pair<ValueId, ValueId>> {
+    const Op* d = op_of(v);
+    if (!d || d->opcode != Opcode::Cmp || static_cast<CmpPred>(d->mod) != pred) return std::nullopt;
+    return std::pair{d->args[0], d->args[1]};
+  };
+  auto rewrite = [](Op& op, CmpPred pred, std::pair<ValueId, ValueId> ab) {
+    op.opcode = Opcode::Cmp;
+    op.mod = static_cast<uint8_t>(pred);
+    op.nargs = 2;
+    op.args = {ab.first, ab.second, kNoValue};
+    op.imm = op.imm_hi = op.aux = 0;
+  };
+  uint32_t fused = 0;
+  for (Op& op : block.ops) {
+    if (op.type != Type::I1 || op.nargs != 2) continue;
+    ValueId x = op.args[0], y = op.args[1];
+    if (op.opcode == Opcode::Xor) {
+      // SF xor OF of r = a - b: a <s b.
+      for (int swap = 0; swap < 2; ++swap, std::swap(x, y)) {
+        auto s = flag_of_sub(x, CmpPred::Slt);
+        auto o = borrowless(y, Opcode::SubOverflow);
+        if (s && o && *s == *o) {
+          rewrite(op, CmpPred::Slt, *s);
+          ++fused;
+          break;
+        }
+      }
+    } else if (op.opcode == Opcode::Or) {
+      for (int swap = 0; swap < 2; ++swap, std::swap(x, y)) {
+        auto z = flag_of_sub(x, CmpPred::Eq);
+        if (!z) continue;
+        // ZF or a <s b: a <=s b.
+        if (auto lt = compare(y, CmpPred::Slt); lt && *lt == *z) {
+          rewrite(op, CmpPred::Sle, *z);
+          ++fused;
+          break;
+        }
+        // ZF or CF: a <=u b.
+        auto c = borrowless(y, Opcode::SubBorrow);
+        if (!c) c = compare(y, CmpPred::Ult);
+        if (c && *c == *z) {
+          rewrite(op, CmpPred::Ule, *z);
+          ++fused;
+          break;
+        }
+      }
+    }
+  }
+  return fused;
+}
+
 PassStats run_standard_passes(IRBlock& block, const PassOptions& options) {
   PassStats stats;
   for (int round = 0; round < 4; ++round) {
-    uint32_t before = stats.folded + stats.forwarded + stats.dead_ops + stats.dead_reg_writes;
+    uint32_t before = stats.folded + stats.forwarded + stats.dead_ops + stats.dead_reg_writes + stats.fused_conditions;
     stats.folded += fold_constants(block);
     stats.forwarded += propagate_copies(block);
+    stats.fused_conditions += fuse_flag_conditions(block);
     eliminate_dead_reg_writes(block, options, stats);
     stats.dead_ops += eliminate_dead_code(block);
-    if (stats.folded + stats.forwarded + stats.dead_ops + stats.dead_reg_writes == before) break;
+    if (stats.folded + stats.forwarded + stats.dead_ops + stats.dead_reg_writes + stats.fused_conditions == before)
+      break;
   }
   return stats;
 }
