@@ -53,7 +53,7 @@ struct EngineConfig {
   // Tiered: a block is compiled at Tier::Fast after this many interpreted
   // executions, and recompiled at Tier::Optimized after opt_threshold runs.
   uint32_t hot_threshold = 50;
-  uint32_t opt_threshold = 256;
+  uint32_t opt_threshold = 1000;
   // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
   uint32_t max_region_blocks = 64;
   uint32_t max_region_ops = 12000;
