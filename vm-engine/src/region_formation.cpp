@@ -1,0 +1,156 @@
+// Region formation: which blocks a hot block's Tier::Optimized region
+// takes in (docs/engine.md, "Tiers and regions" and "Exit polls").
+#include <algorithm>
+#include <set>
+
+#include "vm/engine/execution_engine.hpp"
+
+namespace vm::engine {
+
+// A block whose Fast code became hot is recompiled at Tier::Optimized
+// together with the already-run blocks its direct jumps and branches reach,
+// so that the loops among them stay inside one LLVM function; and, with
+// region_callees, the functions it calls with their return sites, so that
+// calls and returns stay inside it too.
+ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
+  std::vector<Block*> members;
+  size_t ops = 0;
+  bool follow = config_.region_calls && config_.region_callees;
+  std::set<uint64_t> rejected;  // callees that did not fit
+  auto is_member = [&](const std::vector<Block*>& set, const Block* b) {
+    return std::find(set.begin(), set.end(), b) != set.end();
+  };
+  auto has_pc = [](const std::vector<Block*>& set, core::GuestAddr pc) {
+    return std::any_of(set.begin(), set.end(), [&](const Block* m) { return m->ir.start_pc == pc; });
+  };
+  auto candidate = [&](uint64_t pc) -> Block* {
+    auto it = blocks_.find(pc);
+    if (pc == 0 || it == blocks_.end() || it->second->executions == 0 || it->second->compile_failed) return nullptr;
+    return it->second.get();
+  };
+  // Grows `set` breadth first along the edges inside a function (`set` is
+  // `members`, or a callee's blocks on top of them): a direct call adds its
+  // return site, when the callee is (or will be) in the region, and puts
+  // the callee on `calls`. False when the limits left a block out.
+  auto grow = [&](std::vector<Block*>& set, size_t& n_ops, std::vector<uint64_t>& calls) {
+    bool complete = true;
+    bool own = &set == &members;
+    for (size_t i = 0; i < set.size(); ++i) {
+      const ir::Terminator& t = set[i]->ir.term;
+      std::vector<uint64_t> next;
+      if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
+      if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
+      if (t.kind == ir::TermKind::Call && config_.region_calls) {
+        // A call of a member (recursion): the callee's returns to the return
+        // site stay inside the region (UnitOptions::indirect_members). An
+        // indirect call (through a vtable, say) does the same with the
+        // targets it took while it was interpreted, when they all are or
+        // will be members.
+        std::vector<uint64_t> targets;
+        if (t.value == ir::kNoValue) targets = {t.target.value()};
+        else if (config_.region_indirect_callees) targets = set[i]->indirect_targets;
+        bool all = !targets.empty();
+        std::vector<uint64_t> taken;
+        for (uint64_t pc : targets) {
+          bool member = has_pc(members, core::GuestAddr(pc)) || (!own && has_pc(set, core::GuestAddr(pc)));
+          bool take = follow && !rejected.count(pc);
+          all = all && (member || take);
+          if (!member && take) taken.push_back(pc);
+        }
+        if (all) {
+          next = {t.fallthrough.value()};
+          calls.insert(calls.end(), taken.begin(), taken.end());
+        }
+      }
+      // An indirect jump (a switch's jump table, a PLT slot): the targets it
+      // took while it was interpreted, which the region's code reaches by a
+      // compare against its members (UnitOptions::indirect_members).
+      if (t.kind == ir::TermKind::IndirectJump && config_.region_calls) next = set[i]->indirect_targets;
+      for (const ir::Op& op : set[i]->ir.ops)  // early leaves (rep with a zero count)
+        if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
+      for (uint64_t pc : next) {
+        Block* m = candidate(pc);
+        if (!m || is_member(members, m) || (!own && is_member(set, m))) continue;
+        if ((own ? 0 : members.size()) + set.size() >= config_.max_region_blocks ||
+            n_ops + m->ir.ops.size() > config_.max_region_ops) {
+          complete = false;
+          continue;
+        }
+        n_ops += m->ir.ops.size();
+        set.push_back(m);
+      }
+    }
+    return complete;
+  };
+  // The head's own blocks, then the callees, level by level, each with
+  // its own blocks and the return sites of its calls. A callee that does
+  // not fit (or has not run, or failed to compile) is left out together
+  // with the return sites of the calls to it, and the region is formed
+  // again: a region made bigger by return sites alone costs more at every
+  // entry and exit than it saves (docs/benchmarks.md). After kMaxRetries
+  // the region stops at calls.
+  constexpr int kMaxRetries = 8;
+  uint32_t callees = 0;
+  for (int attempt = 1;; ++attempt) {
+    members.assign(1, &head);
+    ops = head.ir.ops.size();
+    callees = 0;
+    std::vector<uint64_t> calls;
+    grow(members, ops, calls);
+    bool fits = true;
+    while (fits && !calls.empty()) {
+      std::vector<uint64_t> level = std::move(calls);
+      calls.clear();
+      for (uint64_t pc : level) {
+        Block* c = candidate(pc);
+        if (c && is_member(members, c)) continue;
+        std::vector<Block*> fn;
+        size_t fn_ops = ops;
+        std::vector<uint64_t> nested;
+        if (c) {
+          fn.push_back(c);
+          fn_ops += c->ir.ops.size();
+        }
+        if (!c || members.size() + 1 > config_.max_region_blocks || fn_ops > config_.max_region_ops ||
+            !grow(fn, fn_ops, nested)) {
+          rejected.insert(pc);
+          fits = false;
+          continue;
+        }
+        members.insert(members.end(), fn.begin(), fn.end());
+        ops = fn_ops;
+        calls.insert(calls.end(), nested.begin(), nested.end());
+        ++callees;
+      }
+    }
+    if (fits || !follow) break;
+    if (attempt >= kMaxRetries) follow = false;
+  }
+  RegionJob job;
+  job.head_pc = head.ir.start_pc.value();
+  job.keep_irs = (config_.dump_stages & (kDumpLlvm | kDumpAsm)) != 0;
+  job.unit.all_entries = config_.region_entries;
+  job.unit.indirect_members = config_.region_calls;
+  job.unit.sync_points = precise_now_;
+  job.callees = callees;
+  // Exit polls: exit_request is only set while compiled code runs when a
+  // store invalidates translations (a write to a watched page from the host
+  // fault handler or a softmmu slow path), which needs a guest-writable
+  // page; mprotect, munmap and mmap over a member's page drop the region
+  // from the dispatcher, and a region compiled in the background is not
+  // installed when a member was dropped meanwhile.
+  bool writable = false;
+  for (const Block* m : members)
+    for (uint64_t page : m->pages) writable |= (space_->page_table().get(page).perms & core::kPermWrite) != 0;
+  job.unit.exit_polls = writable || !config_.elide_exit_polls;
+  for (Block* m : members) {
+    // Covered by this region: its own fast code turning hot is mostly this
+    // region's warm-up, not a reason for another overlapping region.
+    m->region_requested = true;
+    job.members.emplace_back(m->ir.start_pc.value(), m->serial);
+    job.irs.push_back(m->ir);
+  }
+  return job;
+}
+
+}  // namespace vm::engine
