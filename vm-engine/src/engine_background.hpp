@@ -56,6 +56,11 @@ public:
     cv_.notify_one();
   }
   [[nodiscard]] bool has_results() const { return ready_.load(std::memory_order_acquire); }
+  // No job queued or being compiled.
+  [[nodiscard]] bool idle() {
+    std::lock_guard lock(mutex_);
+    return queue_.empty() && !compiling_;
+  }
   std::vector<RegionJob> collect() {
     std::lock_guard lock(mutex_);
     ready_.store(false, std::memory_order_relaxed);
@@ -77,6 +82,7 @@ private:
           job = std::move(queue_.front());
           queue_.pop_front();
           have_job = true;
+          compiling_ = true;
         }
       }
       for (const CompiledBlock& c : frees) (void)jit_->release(c);
@@ -84,6 +90,7 @@ private:
       job.result = jit_->compile_region(job.irs, Tier::Optimized, job.unit);
       if (!job.keep_irs) job.irs.clear();
       std::lock_guard lock(mutex_);
+      compiling_ = false;
       done_.push_back(std::move(job));
       ready_.store(true, std::memory_order_release);
     }
@@ -97,6 +104,7 @@ private:
   std::vector<CompiledBlock> releases_;
   std::atomic<bool> ready_{false};
   bool stop_ = false;
+  bool compiling_ = false;
   std::thread thread_;  // last: starts once the members above exist
 };
 

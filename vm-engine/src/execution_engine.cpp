@@ -315,8 +315,15 @@ void ExecutionEngine::compile(Block& b, Tier tier) {
   if (config_.dump_stages & (kDumpLlvm | kDumpAsm)) dump_compiled(std::span<const ir::IRBlock>(&b.ir, 1), tier, unit);
 }
 
-void ExecutionEngine::compile_region(Block& head) {
-  RegionJob job = region_job(head);
+// Asks for head's region (grown: its bigger second one), on the background
+// thread when there is one.
+void ExecutionEngine::request_region(Block& head, bool grown) {
+  if (background_) {
+    head.region_pending = true;
+    background_->submit(region_job(head, grown));
+    return;
+  }
+  RegionJob job = region_job(head, grown);
   job.result = jit_->compile_region(job.irs, Tier::Optimized, job.unit);
   finish_region(job);
 }
@@ -327,7 +334,7 @@ void ExecutionEngine::finish_region(RegionJob& job) {
   JITCompiler* owner = background_ ? &background_->jit() : jit_.get();
   if (auto it = blocks_.find(job.head_pc); it != blocks_.end() && it->second->serial == job.members[0].second) {
     it->second->region_pending = false;
-    it->second->promo[1] = UINT64_MAX;  // its fast code has nothing more to ask
+    it->second->promo[1] = UINT64_MAX;  // its code has nothing more to ask
   }
   if (!*job.result) {
     VM_LOG_WARN("JIT region compile at {:#x} failed, keeping the fast code: {}", job.head_pc,
@@ -362,8 +369,13 @@ void ExecutionEngine::finish_region(RegionJob& job) {
         head.pages.push_back(page);
         page_blocks_[page].push_back(job.head_pc);
       }
+  stats_.regions_grown += job.grown;
   if (config_.dump_stages & kDumpCode) dump_code(code);
   install(head, std::move(code), owner);
+  // A region cut short counts its entries from now on (in the words its
+  // head's Fast code counted in), to grow once it has proved hot.
+  head.growable = job.growable;
+  if (job.growable) head.promo = {0, config_.region_growth_threshold};
   if (config_.region_entries) {
     // Members with their own Fast code enter through the region from now on
     // (a member that heads an Optimized region of its own keeps that).
@@ -704,17 +716,35 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
                  (config_.chain ? b->promo[0] >= b->promo[1] : b->executions >= config_.opt_threshold)) {
         if (!b->region_requested) {
           b->region_requested = true;
-          if (background_) {
-            b->region_pending = true;
-            background_->submit(region_job(*b));
-          } else {
-            compile_region(*b);
-          }
+          request_region(*b, false);
         }
         // A head waiting for its background region comes back now and then
         // (its loop may never leave compiled code otherwise); a block that
-        // another region covers, or whose region failed, never again.
-        b->promo[1] = b->region_pending ? b->promo[0] + config_.opt_threshold : UINT64_MAX;
+        // another region covers, or whose region failed, never again. (A
+        // region compiled here is installed already and set its own count.)
+        if (b->compiled->tier == Tier::Fast)
+          b->promo[1] = b->region_pending ? b->promo[0] + config_.opt_threshold : UINT64_MAX;
+      }
+      if (b->compiled && config_.chain && (b->compiled->tier == Tier::Optimized || b->region_entry)) {
+        // Region growth: the region's code (entered at b, its head or a
+        // member) came back because its count of entries reached due.
+        Block* h = b;
+        if (b->region_entry) {
+          auto it = blocks_.find(b->region_head);
+          h = it != blocks_.end() ? it->second.get() : nullptr;
+        }
+        if (h && h->compiled && h->compiled->tier == Tier::Optimized && h->promo[0] >= h->promo[1] &&
+            (h->growable || h->region_pending)) {
+          // The bigger region waits for a background compiler with nothing
+          // else to do: regions still warming up come first.
+          if (h->growable && (!background_ || background_->idle())) {
+            h->growable = false;
+            request_region(*h, true);
+          }
+          // Back again later: to ask once the compiler is idle, or to have
+          // the bigger region installed (a loop may never leave the code).
+          h->promo[1] = h->growable || h->region_pending ? h->promo[0] + config_.opt_threshold : UINT64_MAX;
+        }
       }
     }
     if (b->compiled && config_.chain)  // an inline probe missed it (e.g. a colliding pc took its entry)

@@ -12,9 +12,15 @@ namespace vm::engine {
 // so that the loops among them stay inside one LLVM function; and, with
 // region_callees, the functions it calls with their return sites, so that
 // calls and returns stay inside it too.
-ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
+//
+// `grown`: formed again with max_grown_region_blocks (region growth). A
+// first region that the limits cut short counts its entries so that it can
+// grow later (docs/engine.md, "Region growth").
+ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head, bool grown) {
   std::vector<Block*> members;
   size_t ops = 0;
+  const size_t max_blocks = grown ? config_.max_grown_region_blocks : config_.max_region_blocks;
+  bool cut = false;  // the limits left a block or a callee out
   bool follow = config_.region_calls && config_.region_callees;
   std::set<uint64_t> rejected;  // callees that did not fit
   auto is_member = [&](const std::vector<Block*>& set, const Block* b) {
@@ -71,9 +77,9 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
       for (uint64_t pc : next) {
         Block* m = candidate(pc);
         if (!m || is_member(members, m) || (!own && is_member(set, m))) continue;
-        if ((own ? 0 : members.size()) + set.size() >= config_.max_region_blocks ||
-            n_ops + m->ir.ops.size() > config_.max_region_ops) {
+        if ((own ? 0 : members.size()) + set.size() >= max_blocks || n_ops + m->ir.ops.size() > config_.max_region_ops) {
           complete = false;
+          cut = true;
           continue;
         }
         n_ops += m->ir.ops.size();
@@ -111,8 +117,8 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
           fn.push_back(c);
           fn_ops += c->ir.ops.size();
         }
-        if (!c || members.size() + 1 > config_.max_region_blocks || fn_ops > config_.max_region_ops ||
-            !grow(fn, fn_ops, nested)) {
+        if (!c || members.size() + 1 > max_blocks || fn_ops > config_.max_region_ops || !grow(fn, fn_ops, nested)) {
+          cut = cut || c != nullptr;
           rejected.insert(pc);
           fits = false;
           continue;
@@ -133,6 +139,13 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head) {
   job.unit.indirect_members = config_.region_calls;
   job.unit.sync_points = precise_now_;
   job.callees = callees;
+  job.grown = grown;
+  // Chained code reaches the region without the dispatcher: its entries are
+  // counted by the code (as a Fast block's are), in the head's promo words,
+  // which its Fast code stops using once the region is installed.
+  job.growable = !grown && cut && config_.region_growth_threshold != 0 && config_.chain &&
+                 config_.max_grown_region_blocks > config_.max_region_blocks;
+  if (job.growable) job.unit.entry_counter = head.promo.data();
   // Exit polls: exit_request is only set while compiled code runs when a
   // store invalidates translations (a write to a watched page from the host
   // fault handler or a softmmu slow path), which needs a guest-writable

@@ -341,6 +341,83 @@ TEST_CASE("regions of read-only code run without exit polls; one that rewrites i
     }
 }
 
+TEST_CASE("a region cut short by the block limit grows once it has run long enough") {
+  // kLoop's loop is five blocks with the call of f. A limit of 2 or 3 blocks
+  // cuts its region short (f and the blocks after the call stay out), so
+  // the region counts its entries, and after 100 or 101 of them is formed
+  // again with room for 16 blocks. With 3 blocks the loop enters its region
+  // twice per iteration, at its head and at the return site of the call
+  // (from f's ret, outside the region), so one of the two counts makes the
+  // code return at a member that is not the head: it must leave the state
+  // (rip) as it found it.
+  Outcome want = run(kLoop, config(EngineKind::Interp));
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (uint32_t limit : {2u, 3u})
+      for (uint32_t threshold : {100u, 101u}) {
+      bool softmmu = strategy == mem::MemoryStrategy::SoftMmu;
+      CAPTURE(softmmu);
+      CAPTURE(limit);
+      CAPTURE(threshold);
+      EngineConfig c = config(EngineKind::Tiered);
+      c.max_region_blocks = limit;
+      c.max_grown_region_blocks = 16;
+      c.region_growth_threshold = threshold;
+      Outcome got = run(kLoop, c, strategy);
+      same_state(want, got);
+      CHECK(got.stats.regions_grown == 1);
+      CHECK(got.stats.regions >= 2);
+      // Growth off: the cut region stays.
+      c.region_growth_threshold = 0;
+      Outcome off = run(kLoop, c, strategy);
+      same_state(want, off);
+      CHECK(off.stats.regions_grown == 0);
+    }
+  // A region entered at a member: the loop's head H branches to X inside
+  // its two-block region or to Y, cut off, which jumps to X from outside.
+  // Every entry after the first is at X, so the count returns there.
+  constexpr std::string_view kSideEntry = R"(
+    mov rcx, 3000
+    xor eax, eax
+  h:
+    add rax, rcx
+    test rcx, 1
+    jnz x
+    xor rax, rcx
+    rol rax, 5
+    jmp x
+  x:
+    imul rax, rax, 3
+    dec rcx
+    jnz h
+    syscall
+  )";
+  Outcome side_want = run(kSideEntry, config(EngineKind::Interp));
+  for (auto strategy : {mem::MemoryStrategy::SoftMmu, mem::MemoryStrategy::Direct})
+    for (uint32_t threshold : {100u, 101u}) {
+      bool softmmu = strategy == mem::MemoryStrategy::SoftMmu;
+      CAPTURE(softmmu);
+      CAPTURE(threshold);
+      EngineConfig c = config(EngineKind::Tiered);
+      c.max_region_blocks = 2;
+      c.max_grown_region_blocks = 16;
+      c.region_growth_threshold = threshold;
+      Outcome got = run(kSideEntry, c, strategy);
+      same_state(side_want, got);
+      CHECK(got.stats.regions_grown >= 1);
+    }
+  // A region the limits did not cut never asks to grow.
+  EngineConfig c = config(EngineKind::Tiered);
+  c.region_growth_threshold = 100;
+  Outcome whole = run(kLoop, c, mem::MemoryStrategy::Direct);
+  same_state(want, whole);
+  CHECK(whole.stats.regions > 0);
+  CHECK(whole.stats.regions_grown == 0);
+  // In the background (growth waits for an idle compiler): the same state.
+  c.max_region_blocks = 2;
+  c.background_compile = true;
+  for (int i = 0; i < 3; ++i) same_state(want, run(kLoop, c, mem::MemoryStrategy::Direct));
+}
+
 TEST_CASE("--verify-jit co-simulation passes on agreeing code and reports a difference") {
   EngineConfig c = config(EngineKind::Tiered);
   c.verify_jit = true;

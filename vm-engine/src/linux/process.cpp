@@ -320,10 +320,10 @@ private:
                  static_cast<unsigned long>(s.compile_failures), static_cast<unsigned long>(s.native_executions));
     std::fprintf(stderr,
                  "  regions                %lu (%lu blocks, %lu entered inside, %lu callees taken in, %lu without exit "
-                 "polls), dropped %lu; chain links %lu\n",
+                 "polls, %lu grown), dropped %lu; chain links %lu\n",
                  static_cast<unsigned long>(s.regions), static_cast<unsigned long>(s.region_blocks),
                  static_cast<unsigned long>(s.region_entries), static_cast<unsigned long>(s.region_callees),
-                 static_cast<unsigned long>(s.regions_without_polls),
+                 static_cast<unsigned long>(s.regions_without_polls), static_cast<unsigned long>(s.regions_grown),
                  static_cast<unsigned long>(s.regions_dropped),
                  static_cast<unsigned long>(s.chain_links));
     std::fprintf(stderr, "  native exits           jump/branch %lu, indirect %lu, ret %lu, call %lu, syscall %lu, trap %lu\n",

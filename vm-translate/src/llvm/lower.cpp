@@ -59,6 +59,12 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     b_.setDefaultConstrainedExcept(llvm::fp::ebIgnore);
   }
 
+  // A region with a promotion counter starts with it, ahead of the entry
+  // block's loads of the guest state, so that those stay next to their
+  // uses behind the entry switch (with the count in the entry block, they
+  // were hoisted above its branch and spilled). A single block counts in
+  // its entry block, as it always did.
+  auto* count = opts_.entry_counter != 0 && blocks.size() > 1 ? llvm::BasicBlock::Create(ctx_, "count", fn_) : nullptr;
   auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
   b_.SetInsertPoint(entry);
   slow_buf_ = b_.CreateAlloca(llvm::ArrayType::get(i8_, 16), nullptr, "slowbuf");
@@ -101,8 +107,32 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     return_sites_.erase(std::unique(return_sites_.begin(), return_sites_.end()), return_sites_.end());
     if (syncing()) compute_entry_unsynced(blocks);
   }
-  if (opts_.entry_counter != 0) {
-    // Promotion counter: nothing of the guest state is loaded yet, so
+  if (count != nullptr) {
+    // A region's count: returning here leaves the state exactly as it was
+    // on entry, rip included (the pc of the member it was entered at, with
+    // all_entries). The entry block's allocas move up here, where static
+    // allocas belong.
+    llvm::IRBuilder<> cb(count);
+    Value* counter = cb.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
+    Value* n = cb.CreateAdd(cb.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
+    cb.CreateAlignedStore(n, counter, llvm::Align(8));
+    auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
+    Value* due_count = cb.CreateAlignedLoad(i64_, cb.CreateConstInBoundsGEP1_64(i8_, counter, 8), llvm::Align(8));
+    cb.CreateCondBr(cb.CreateICmpEQ(n, due_count), promote, entry, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+    llvm::IRBuilder<> pb(promote);
+    if (!opts_.all_entries)
+      pb.CreateAlignedStore(c64(blocks[0].start_pc.value()),
+                            pb.CreateConstInBoundsGEP1_64(i8_, state_, core::reg_info(core::X86Reg::Rip).offset),
+                            llvm::Align(8));
+    pb.CreateRet(c64(encode_exit(TermKind::Jump)));
+    std::vector<llvm::AllocaInst*> allocas;
+    for (auto& inst : *entry)
+      if (auto* a = llvm::dyn_cast<llvm::AllocaInst>(&inst)) allocas.push_back(a);
+    llvm::Instruction* first = &count->front();
+    for (auto* a : allocas) a->moveBefore(first);
+  }
+  if (opts_.entry_counter != 0 && count == nullptr) {
+    // A single block's count: nothing of the guest state is loaded yet, so
     // returning here leaves the state exactly as it was on entry.
     Value* counter = b_.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
     Value* n = b_.CreateAdd(b_.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));

@@ -57,6 +57,13 @@ struct EngineConfig {
   // Largest region compiled at Tier::Optimized (blocks, vm-ir ops).
   uint32_t max_region_blocks = 64;
   uint32_t max_region_ops = 12000;
+  // Region growth (tiered, with chain): a region that the limits above cut
+  // short (a block or a called function left out for want of room) counts
+  // its entries, and after this many is formed again with room for
+  // max_grown_region_blocks blocks, when the background compiler has
+  // nothing else to do; the bigger region replaces it. 0: regions never grow.
+  uint32_t region_growth_threshold = 200000;
+  uint32_t max_grown_region_blocks = 128;
   // Every block of a region is an entry of its code: a member reached from
   // outside the region (the block after a call, reached by ret) runs the
   // region's code instead of its own Tier::Fast code.
@@ -145,6 +152,7 @@ struct EngineStats {
   uint64_t region_entries = 0;       // members entered through their region's code
   uint64_t region_callees = 0;       // called functions taken into regions (config region_callees)
   uint64_t regions_without_polls = 0;  // regions compiled without exit polls (config elide_exit_polls)
+  uint64_t regions_grown = 0;        // regions formed again with the bigger limit (config region_growth_threshold)
   uint64_t chain_links = 0;          // direct exits patched to a compiled successor
   uint64_t tlb_misses = 0;           // softmmu TLB slow-path entries of compiled code
   uint64_t tlb_fills = 0;
@@ -216,6 +224,9 @@ private:
     JITCompiler* code_owner = nullptr;  // the compiler that made `compiled`
     bool compile_failed = false;
     bool region_requested = false;     // queued, compiled or failed: never asked again
+    // Heads a region cut short by the limits whose code counts its entries
+    // in promo (config region_growth_threshold) and has not asked to grow yet.
+    bool growable = false;
     // Entered through another block's region (config region_entries): its
     // code and the pc of the region's head, which owns that code.
     translate::BlockFn region_entry = nullptr;
@@ -236,6 +247,8 @@ private:
     std::vector<ir::IRBlock> irs;
     bool keep_irs = false;  // past the compile, for --dump
     uint32_t callees = 0;   // functions taken in (region_callees)
+    bool grown = false;     // formed with max_grown_region_blocks
+    bool growable = false;  // cut short by the limits: counts its entries to grow later
     UnitOptions unit;
     std::optional<core::Result<CompiledBlock>> result;
   };
@@ -248,8 +261,8 @@ private:
   Block* lookup(uint64_t pc);
   Block* translate(uint64_t pc, ir::ExecResult& fault);
   void compile(Block& b, Tier tier);
-  void compile_region(Block& head);
-  RegionJob region_job(Block& head);
+  RegionJob region_job(Block& head, bool grown = false);
+  void request_region(Block& head, bool grown);
   void finish_region(RegionJob& job);
   void install(Block& b, CompiledBlock code, JITCompiler* owner);
   void dump(uint64_t pc, std::string_view suffix, std::string_view text);

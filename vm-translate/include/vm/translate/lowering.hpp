@@ -182,8 +182,9 @@ struct LoweringOptions {
   bool inline_jump_cache = false;
   // When nonzero: the host address of two uint64_t words {count, due}. The
   // unit increments count on every entry, and the entry that makes count
-  // equal to due returns at once (rip = the unit's start, exit kind Jump), so
-  // the engine gets control back to promote the unit; the engine moves `due`
+  // equal to due returns at once (rip = the unit's start, exit kind Jump;
+  // with all_entries, rip as it was: the member it was entered at), so the
+  // engine gets control back to promote the unit; the engine moves `due`
   // (e.g. to UINT64_MAX: never again).
   uint64_t entry_counter = 0;
   // Regions: every block of the region is an entry. The function starts at
