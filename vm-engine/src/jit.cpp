@@ -259,16 +259,30 @@ struct JITCompiler::Impl {
     translate::run_lean_pipeline(m, tm.get(), options.memory == translate::MemoryStrategy::SoftMmu);
   }
 
-  void configure_codegen(Tier tier) {
+  // Configures the codegen for a compile of `m` (if given) at `tier`.
+  void configure_codegen(Tier tier, const llvm::Module* m) {
     tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
     // FastISel at both tiers. At Optimized, instruction selection through
     // SelectionDAG was 40% of a compile (DAG combining spends most of it in
     // known-bits queries over the flag logic, which the lean IR pipeline has
     // already simplified); FastISel followed by the full machine pipeline
     // (greedy allocation, scheduling, peepholes) compiles the benchmark's
-    // blocks 25-45% faster with code of about the same speed.
-    tm->setFastISel(true);
+    // blocks 25-45% faster with code of about the same speed. Except for
+    // Optimized units with vector operations (SSE2 code): there
+    // SelectionDAG's code made `strings` 1.16x and `sha256` 1.10x faster at
+    // steady state for 4-7% more codegen time, where for integer code it
+    // was as fast or, in `recursion`'s region, 1.04x slower (more spills;
+    // docs/benchmarks.md, sixteenth session).
+    tm->setFastISel(tier == Tier::Fast || m == nullptr || !has_vector_ops(*m));
     tm->setO0WantsFastISel(true);
+  }
+
+  static bool has_vector_ops(const llvm::Module& m) {
+    for (const auto& f : m)
+      for (const auto& bb : f)
+        for (const auto& inst : bb)
+          if (inst.getType()->isVectorTy()) return true;
+    return false;
   }
 
   core::Result<llvm::SmallVector<char, 0>> emit(llvm::Module& m, llvm::CodeGenFileType kind) {
@@ -281,9 +295,10 @@ struct JITCompiler::Impl {
     return buf;
   }
 
-  // The tier's object pipeline, built on first use; configures the codegen.
-  core::Result<ObjectPipeline*> object_pipeline(Tier tier) {
-    configure_codegen(tier);
+  // The tier's object pipeline, built on first use; configures the codegen
+  // (for `m`, the module it is about to compile, if given).
+  core::Result<ObjectPipeline*> object_pipeline(Tier tier, const llvm::Module* m = nullptr) {
+    configure_codegen(tier, m);
     auto& p = object_pipelines[tier == Tier::Fast ? 0 : 1];
     if (!p) {
       auto fresh = std::make_unique<ObjectPipeline>();
@@ -295,7 +310,7 @@ struct JITCompiler::Impl {
   }
 
   core::Result<llvm::SmallVector<char, 0>> emit_object(llvm::Module& m, Tier tier) {
-    auto pipeline = object_pipeline(tier);
+    auto pipeline = object_pipeline(tier, &m);
     if (!pipeline) return std::unexpected(pipeline.error());
     ObjectPipeline* p = *pipeline;
     p->pm.run(m);
@@ -534,7 +549,7 @@ core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> 
     if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(*module);
   }
   if (stage == Stage::Assembly) {
-    im.configure_codegen(tier);
+    im.configure_codegen(tier, module.get());
     auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile);
     if (!text) return std::unexpected(text.error());
     return std::string(text->begin(), text->end());
