@@ -113,18 +113,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     // all_entries). The entry block's allocas move up here, where static
     // allocas belong.
     llvm::IRBuilder<> cb(count);
-    Value* counter = cb.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
-    Value* n = cb.CreateAdd(cb.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
-    cb.CreateAlignedStore(n, counter, llvm::Align(8));
-    auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
-    Value* due_count = cb.CreateAlignedLoad(i64_, cb.CreateConstInBoundsGEP1_64(i8_, counter, 8), llvm::Align(8));
-    cb.CreateCondBr(cb.CreateICmpEQ(n, due_count), promote, entry, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
-    llvm::IRBuilder<> pb(promote);
-    if (!opts_.all_entries)
-      pb.CreateAlignedStore(c64(blocks[0].start_pc.value()),
-                            pb.CreateConstInBoundsGEP1_64(i8_, state_, core::reg_info(core::X86Reg::Rip).offset),
-                            llvm::Align(8));
-    pb.CreateRet(c64(encode_exit(TermKind::Jump)));
+    emit_entry_count(cb, entry, opts_.all_entries ? std::nullopt : std::optional(blocks[0].start_pc.value()));
     std::vector<llvm::AllocaInst*> allocas;
     for (auto& inst : *entry)
       if (auto* a = llvm::dyn_cast<llvm::AllocaInst>(&inst)) allocas.push_back(a);
@@ -134,18 +123,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
   if (opts_.entry_counter != 0 && count == nullptr) {
     // A single block's count: nothing of the guest state is loaded yet, so
     // returning here leaves the state exactly as it was on entry.
-    Value* counter = b_.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
-    Value* n = b_.CreateAdd(b_.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
-    b_.CreateAlignedStore(n, counter, llvm::Align(8));
-    auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
-    Value* due_count = b_.CreateAlignedLoad(i64_, b_.CreateConstInBoundsGEP1_64(i8_, counter, 8), llvm::Align(8));
-    Value* due = b_.CreateICmpEQ(n, due_count);
-    b_.CreateCondBr(due, promote, block_entries_[0],
-                    llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
-    b_.SetInsertPoint(promote);
-    reset_block_state();
-    b_.CreateAlignedStore(c64(blocks[0].start_pc.value()), rip_ptr(), llvm::Align(8));
-    b_.CreateRet(c64(encode_exit(TermKind::Jump)));
+    emit_entry_count(b_, block_entries_[0], blocks[0].start_pc.value());
   } else if (opts_.all_entries && blocks.size() > 1) {
     Value* rip = b_.CreateAlignedLoad(i64_, rip_ptr(), llvm::Align(8), "entry_rip");
     auto* sw = b_.CreateSwitch(rip, block_entries_[0], static_cast<unsigned>(blocks.size() - 1));
@@ -255,6 +233,23 @@ llvm::RoundingMode Lowerer::constrained_rounding(Value* mode) {
     }
   }
   return llvm::RoundingMode::Dynamic;
+}
+
+// The promotion count at the builder's position (LoweringOptions::entry_counter):
+// count += 1; the entry that makes it equal due returns kind Jump (with
+// rip = `rip`, when given), the others go on at `go_on`.
+void Lowerer::emit_entry_count(llvm::IRBuilder<>& ib, llvm::BasicBlock* go_on, std::optional<uint64_t> rip) {
+  Value* counter = ib.CreateIntToPtr(c64(opts_.entry_counter), ptr_, "counter");
+  Value* n = ib.CreateAdd(ib.CreateAlignedLoad(i64_, counter, llvm::Align(8)), c64(1));
+  ib.CreateAlignedStore(n, counter, llvm::Align(8));
+  auto* promote = llvm::BasicBlock::Create(ctx_, "promote", fn_);
+  Value* due_count = ib.CreateAlignedLoad(i64_, ib.CreateConstInBoundsGEP1_64(i8_, counter, 8), llvm::Align(8));
+  ib.CreateCondBr(ib.CreateICmpEQ(n, due_count), promote, go_on, llvm::MDBuilder(ctx_).createUnlikelyBranchWeights());
+  llvm::IRBuilder<> pb(promote);
+  if (rip)
+    pb.CreateAlignedStore(c64(*rip), pb.CreateConstInBoundsGEP1_64(i8_, state_, core::reg_info(core::X86Reg::Rip).offset),
+                          llvm::Align(8));
+  pb.CreateRet(c64(encode_exit(TermKind::Jump)));
 }
 
 void Lowerer::reset_block_state() {

@@ -201,6 +201,7 @@ private:
   }
 
   void reset_block_state();
+  void emit_entry_count(llvm::IRBuilder<>& ib, llvm::BasicBlock* go_on, std::optional<uint64_t> rip);
 
   // ------------------------------------------------------ registers ----
   static llvm::Align reg_align(const core::RegInfo& ri) {
