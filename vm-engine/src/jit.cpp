@@ -277,6 +277,18 @@ struct JITCompiler::Impl {
     tm->setO0WantsFastISel(true);
   }
 
+  // Before codegen, for FastISel (both tiers, except Optimized units with
+  // vector operations, which go through SelectionDAG): the instructions it
+  // would hand to SelectionDAG with the rest of their block rewritten where
+  // they have a form it selects; at Fast, what is left isolated in blocks
+  // of its own. The isolation is not used at Optimized: CodeGenPrepare
+  // merges the blocks back, and the split code ran 30% slower
+  // (jit_performance) for 30% cheaper codegen.
+  void prepare_for_isel(llvm::Module& m, Tier tier) {
+    if (tier == Tier::Fast || !has_vector_ops(m)) translate::rewrite_fast_isel_rejects(m);
+    if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(m);
+  }
+
   static bool has_vector_ops(const llvm::Module& m) {
     for (const auto& f : m)
       for (const auto& bb : f)
@@ -450,9 +462,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   } else {
     out.stats.ir_instructions_optimized = out.stats.ir_instructions;
   }
-  // Fast only: at Optimized, CodeGenPrepare merges the blocks back, and the
-  // split code ran 30% slower (jit_performance) for 30% cheaper codegen.
-  if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(*module);
+  im.prepare_for_isel(*module, tier);
   out.stats.optimize_us = micros_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -546,7 +556,7 @@ core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> 
   if (!lowered) return std::unexpected(lowered.error());
   if (stage != Stage::Lowered) {
     if (tier == Tier::Optimized) im.optimize(*module);
-    if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(*module);
+    im.prepare_for_isel(*module, tier);
   }
   if (stage == Stage::Assembly) {
     im.configure_codegen(tier, module.get());

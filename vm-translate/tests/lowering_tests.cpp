@@ -101,6 +101,142 @@ entry:
   CHECK(translate::isolate_fast_isel_fallbacks(*module) == 0);
 }
 
+namespace {
+
+size_t count_in(const llvm::Function& f, const std::string& needle) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  f.print(os);
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("rewrite_fast_isel_rejects turns wide multiplies and i1 selects into what FastISel selects") {
+  // The lowering's MulHiU/MulHiS after InstCombine: 128-bit products of
+  // extended 64-bit factors, read as the high half, the low half or "the
+  // high half is zero"; an i1 select from a logical and.
+  const char* text = R"(
+target triple = "x86_64-pc-linux-gnu"
+define i64 @f(i64 %a, i64 %b, i32 %c, i1 %p, i1 %q) {
+entry:
+  %wa = zext i64 %a to i128
+  %wb = zext i64 %b to i128
+  %prod = mul i128 %wa, %wb
+  %h = lshr i128 %prod, 64
+  %hi = trunc i128 %h to i64
+  %lo = trunc i128 %prod to i64
+  %fits = icmp ult i128 %prod, 18446744073709551616
+  %sq = mul i128 %wb, %wb
+  %sqh = lshr i128 %sq, 127
+  %sqhi = trunc i128 %sqh to i64
+  %sa = sext i64 %a to i128
+  %sc = sext i32 %c to i128
+  %sprod = mul i128 %sa, %sc
+  %sh = lshr i128 %sprod, 70
+  %shi = trunc i128 %sh to i16
+  %mixed = mul i128 %wa, %sa
+  %mh = lshr i128 %mixed, 64
+  %mhi = trunc i128 %mh to i64
+  %sel = select i1 %p, i1 %q, i1 false
+  %x1 = xor i64 %hi, %lo
+  %x2 = zext i16 %shi to i64
+  %x3 = xor i64 %x1, %x2
+  %x4a = xor i64 %x3, %mhi
+  %x4 = xor i64 %x4a, %sqhi
+  %and = and i1 %sel, %fits
+  %x5 = zext i1 %and to i64
+  %r = add i64 %x4, %x5
+  ret i64 %r
+}
+)";
+  llvm::LLVMContext ctx;
+  llvm::SMDiagnostic diag;
+  auto module = llvm::parseAssemblyString(text, diag, ctx);
+  REQUIRE(module != nullptr);
+  // The select and three multiplies (two unsigned, one signed); `mixed`
+  // (an unsigned-only factor times a signed-only one) has no 64-bit x86
+  // multiply and stays.
+  CHECK(translate::rewrite_fast_isel_rejects(*module) == 4);
+  llvm::Function& f = *module->getFunction("f");
+  CHECK_FALSE(llvm::verifyFunction(f, &llvm::errs()));
+  CHECK(count_in(f, "\"mulq $3\"") == 2);
+  CHECK(count_in(f, "\"imulq $3\"") == 1);
+  CHECK(count_in(f, "mul i128") == 1);
+  CHECK(count_in(f, "select") == 0);
+  std::vector<std::string> wide;  // what is left of 128 bits: `mixed`'s chain
+  for (const llvm::Instruction& inst : f.getEntryBlock())
+    if (inst.getType()->isIntegerTy(128)) wide.push_back(inst.getName().str());
+  CHECK(wide == std::vector<std::string>{"wa", "sa", "mixed", "mh"});
+}
+
+TEST_CASE("rewrite_fast_isel_rejects follows one multiply's high half into the next") {
+  // InstCombine drops the trunc/zext between MulHiU's result and the next
+  // 64-bit multiply; the high half (below 2^31 here) is a factor of a
+  // signed multiply.
+  const char* text = R"(
+target triple = "x86_64-pc-linux-gnu"
+define i16 @f(i32 %c, i64 %a, i64 %b) {
+entry:
+  %n = and i64 %a, 9223372036854775807
+  %za = zext nneg i64 %n to i128
+  %zc = zext i32 %c to i128
+  %p1 = mul i128 %zc, %za
+  %h1 = lshr i128 %p1, 64
+  %sb = sext i64 %b to i128
+  %p2 = mul i128 %h1, %sb
+  %h2 = lshr i128 %p2, 70
+  %r = trunc i128 %h2 to i16
+  ret i16 %r
+}
+)";
+  llvm::LLVMContext ctx;
+  llvm::SMDiagnostic diag;
+  auto module = llvm::parseAssemblyString(text, diag, ctx);
+  REQUIRE(module != nullptr);
+  CHECK(translate::rewrite_fast_isel_rejects(*module) == 2);
+  llvm::Function& f = *module->getFunction("f");
+  CHECK_FALSE(llvm::verifyFunction(f, &llvm::errs()));
+  CHECK(count_in(f, "i128") == 0);
+  CHECK(count_in(f, "\"mulq $3\"") == 1);
+  CHECK(count_in(f, "\"imulq $3\"") == 1);
+}
+
+TEST_CASE("rewrite_fast_isel_rejects leaves other targets and full products alone") {
+  const char* body = R"(
+define i128 @f(i64 %a, i64 %b) {
+entry:
+  %wa = zext i64 %a to i128
+  %wb = zext i64 %b to i128
+  %p = mul i128 %wa, %wb
+  ret i128 %p
+}
+)";
+  for (const char* triple : {"x86_64-pc-linux-gnu", "aarch64-linux-gnu"}) {
+    CAPTURE(triple);
+    llvm::LLVMContext ctx;
+    llvm::SMDiagnostic diag;
+    auto module = llvm::parseAssemblyString(fmt::format("target triple = \"{}\"\n{}", triple, body), diag, ctx);
+    REQUIRE(module != nullptr);
+    CHECK(translate::rewrite_fast_isel_rejects(*module) == 0);  // the whole product is returned
+  }
+  llvm::LLVMContext ctx;
+  llvm::SMDiagnostic diag;
+  const char* sel = R"(
+target triple = "aarch64-linux-gnu"
+define i1 @g(i1 %p, i1 %q) {
+entry:
+  %s = select i1 %p, i1 %q, i1 false
+  ret i1 %s
+}
+)";
+  auto module = llvm::parseAssemblyString(sel, diag, ctx);
+  REQUIRE(module != nullptr);
+  CHECK(translate::rewrite_fast_isel_rejects(*module) == 0);
+}
+
 TEST_CASE("fast_isel lowering leaves out the popcount and the asm FastISel rejects") {
   // An 8-bit parity flag (live at the exit), a load whose value is dead and
   // a store, under restartable direct access.

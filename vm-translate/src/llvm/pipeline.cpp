@@ -295,44 +295,4 @@ void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm, bool threa
   mpm.run(module, mam);
 }
 
-namespace {
-
-// Instructions X86 FastISel rejects in the IR our lowering produces. Calls are
-// left out: FastISel hands a call it cannot lower to SelectionDAG on its own
-// and then carries on, so a call never drags its block along.
-bool fast_isel_rejects(const llvm::Instruction& inst) {
-  if (llvm::isa<llvm::CallBase>(inst) || inst.isTerminator() || llvm::isa<llvm::PHINode>(inst)) return false;
-  auto awkward = [](const llvm::Type* t) {
-    if (t->isVectorTy()) return true;
-    return t->isIntegerTy() && t->getIntegerBitWidth() > 64;
-  };
-  if (awkward(inst.getType())) return true;
-  for (const llvm::Use& u : inst.operands())
-    if (awkward(u->getType())) return true;
-  return llvm::isa<llvm::SelectInst>(inst) && inst.getType()->isIntegerTy(1);
-}
-
-}  // namespace
-
-uint32_t isolate_fast_isel_fallbacks(llvm::Module& module) {
-  uint32_t splits = 0;
-  for (llvm::Function& f : module) {
-    std::vector<llvm::Instruction*> starts;
-    for (llvm::BasicBlock& bb : f) {
-      bool previous_rejected = true;  // no split before the block's first instruction
-      for (llvm::Instruction& inst : bb) {
-        if (llvm::isa<llvm::PHINode>(inst) || llvm::isa<llvm::AllocaInst>(inst)) continue;
-        bool rejected = fast_isel_rejects(inst);
-        if (rejected && !previous_rejected) starts.push_back(&inst);
-        previous_rejected = rejected;
-      }
-    }
-    for (llvm::Instruction* inst : starts) {
-      inst->getParent()->splitBasicBlock(inst);
-      ++splits;
-    }
-  }
-  return splits;
-}
-
 }  // namespace vm::translate

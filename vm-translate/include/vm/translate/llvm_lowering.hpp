@@ -43,6 +43,16 @@ uint32_t count_instructions(const llvm::Module& module);
 // own analysis managers.
 void run_lean_pipeline(llvm::Module& module, llvm::TargetMachine* tm, bool thread_jumps);
 
+// Rewrites, for X86 FastISel, the instructions it rejects that have a form
+// it selects: a `select` of i1 values becomes and/or/xor, and a 128-bit
+// multiply of factors that fit 64 bits, read only as its low half, its high
+// half shifted right or whether the high half is zero (the lowering's
+// 64x64->128 multiplies after the IR pipeline), becomes one x86 multiply
+// (mulq / imulq, an asm call: FastISel hands that call alone to
+// SelectionDAG and carries on). Only for an x86-64 target triple; other
+// modules are left alone. Returns the number of instructions rewritten.
+uint32_t rewrite_fast_isel_rejects(llvm::Module& module);
+
 // Prepares IR for FastISel at CodeGenOptLevel::None (the JIT's Tier::Fast).
 // When FastISel meets an instruction it cannot select (i128 arithmetic,
 // vector operations, i1 selects), SelectionDAG takes over everything from
