@@ -124,6 +124,10 @@ uint64_t code_section_bytes(llvm::MemoryBufferRef obj) {
 // A pass not named here is kept, so a pass LLVM renames or adds stays in.
 class JitPassManager : public llvm::legacy::PassManager {
  public:
+  // `without_scheduler`: also leave out the pre-RA machine scheduler (see
+  // JITCompiler::Impl::Codegen).
+  explicit JitPassManager(bool without_scheduler = false) : without_scheduler_(without_scheduler) {}
+
   void add(llvm::Pass* pass) override {
     static constexpr std::string_view kLeftOut[] = {
         "Add __emutls_[vt]. variables for emultated TLS model",
@@ -181,6 +185,11 @@ class JitPassManager : public llvm::legacy::PassManager {
         "Stack Frame Layout Analysis",
     };
     std::string_view name(pass->getPassName());
+    if (without_scheduler_ && name == "Machine Instruction Scheduler") {
+      ++left_out_;
+      delete pass;
+      return;
+    }
     for (std::string_view left_out : kLeftOut)
       if (name == left_out) {
         ++left_out_;
@@ -194,6 +203,7 @@ class JitPassManager : public llvm::legacy::PassManager {
   uint32_t left_out() const { return left_out_; }
 
  private:
+  bool without_scheduler_;
   uint32_t left_out_ = 0;
 };
 
@@ -223,17 +233,29 @@ struct JITCompiler::Impl {
   };
   std::unordered_map<uint64_t, Unit> units;
   FILE* perf_map = nullptr;
-  // One object pipeline per tier, built on first use and reused for every
-  // compile: building the legacy codegen pass pipeline cost about a fifth of
-  // a small block's compile (callgrind). The stream writes into `buffer`,
-  // which each compile takes away. Declared after `tm`, which the passes
-  // reference, so they are destroyed first.
+  // The codegen a compile gets.
+  //  - Fast: CodeGenOptLevel::None, FastISel.
+  //  - Optimized units with vector operations: CodeGenOptLevel::Default
+  //    with SelectionDAG and the whole machine pipeline.
+  //  - Other Optimized units: FastISel (up to the first instruction it
+  //    rejects, see prepare_for_isel) and the machine pipeline without the
+  //    pre-RA machine scheduler, which cost a tenth to a sixth of their
+  //    codegen and made `recursion` 1.08x slower at steady state (more
+  //    spills in its region); for vector code it paid (`sha256` 1.03-1.07x
+  //    slower without it). docs/jit.md, "Host JIT and tiers".
+  enum class Codegen : uint8_t { Fast, OptimizedDag, OptimizedFastISel };
+  // One object pipeline per kind of codegen, built on first use and reused
+  // for every compile: building the legacy codegen pass pipeline cost about
+  // a fifth of a small block's compile (callgrind). The stream writes into
+  // `buffer`, which each compile takes away. Declared after `tm`, which the
+  // passes reference, so they are destroyed first.
   struct ObjectPipeline {
+    explicit ObjectPipeline(bool without_scheduler) : pm(without_scheduler) {}
     llvm::SmallVector<char, 0> buffer;
     llvm::raw_svector_ostream stream{buffer};
     JitPassManager pm;
   };
-  std::array<std::unique_ptr<ObjectPipeline>, 2> object_pipelines;
+  std::array<std::unique_ptr<ObjectPipeline>, 3> object_pipelines;
   // The LLVMContext compiles build their modules in. Creating one costs
   // about a twentieth of a small block's Fast compile (jit_compilation_bench:
   // 373 -> 353 us), so a context serves kContextUses compiles before it is
@@ -259,8 +281,12 @@ struct JITCompiler::Impl {
     translate::run_lean_pipeline(m, tm.get(), options.memory == translate::MemoryStrategy::SoftMmu);
   }
 
-  // Configures the codegen for a compile of `m` (if given) at `tier`.
-  void configure_codegen(Tier tier, const llvm::Module* m) {
+  // Configures the codegen for a compile of `m` (if given; without one, an
+  // Optimized compile counts as one without vector operations) at `tier`.
+  Codegen configure_codegen(Tier tier, const llvm::Module* m) {
+    Codegen c = tier == Tier::Fast                    ? Codegen::Fast
+                : m != nullptr && has_vector_ops(*m) ? Codegen::OptimizedDag
+                                                      : Codegen::OptimizedFastISel;
     tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
     // FastISel at both tiers. At Optimized, instruction selection through
     // SelectionDAG was 40% of a compile (DAG combining spends most of it in
@@ -273,8 +299,9 @@ struct JITCompiler::Impl {
     // steady state for 4-7% more codegen time, where for integer code it
     // was as fast or, in `recursion`'s region, 1.04x slower (more spills;
     // docs/benchmarks.md, sixteenth session).
-    tm->setFastISel(tier == Tier::Fast || m == nullptr || !has_vector_ops(*m));
+    tm->setFastISel(c != Codegen::OptimizedDag);
     tm->setO0WantsFastISel(true);
+    return c;
   }
 
   // Before codegen, for FastISel (both tiers, except Optimized units with
@@ -297,23 +324,24 @@ struct JITCompiler::Impl {
     return false;
   }
 
-  core::Result<llvm::SmallVector<char, 0>> emit(llvm::Module& m, llvm::CodeGenFileType kind) {
+  // Emits `m` with the codegen configure_codegen chose for it.
+  core::Result<llvm::SmallVector<char, 0>> emit(llvm::Module& m, llvm::CodeGenFileType kind, Codegen c) {
     llvm::SmallVector<char, 0> buf;
     llvm::raw_svector_ostream os(buf);
-    JitPassManager pm;
+    JitPassManager pm(c == Codegen::OptimizedFastISel);
     if (tm->addPassesToEmitFile(pm, os, nullptr, kind))
       return core::fail(ErrorCode::Internal, "target cannot emit this file type");
     pm.run(m);
     return buf;
   }
 
-  // The tier's object pipeline, built on first use; configures the codegen
-  // (for `m`, the module it is about to compile, if given).
+  // The object pipeline for a compile of `m` (if given) at `tier`, built on
+  // first use; configures the codegen.
   core::Result<ObjectPipeline*> object_pipeline(Tier tier, const llvm::Module* m = nullptr) {
-    configure_codegen(tier, m);
-    auto& p = object_pipelines[tier == Tier::Fast ? 0 : 1];
+    Codegen c = configure_codegen(tier, m);
+    auto& p = object_pipelines[static_cast<size_t>(c)];
     if (!p) {
-      auto fresh = std::make_unique<ObjectPipeline>();
+      auto fresh = std::make_unique<ObjectPipeline>(c == Codegen::OptimizedFastISel);
       if (tm->addPassesToEmitFile(fresh->pm, fresh->stream, nullptr, llvm::CodeGenFileType::ObjectFile))
         return core::fail(ErrorCode::Internal, "target cannot emit an object file");
       p = std::move(fresh);
@@ -559,8 +587,7 @@ core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> 
     im.prepare_for_isel(*module, tier);
   }
   if (stage == Stage::Assembly) {
-    im.configure_codegen(tier, module.get());
-    auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile);
+    auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile, im.configure_codegen(tier, module.get()));
     if (!text) return std::unexpected(text.error());
     return std::string(text->begin(), text->end());
   }

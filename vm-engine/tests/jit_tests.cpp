@@ -585,15 +585,17 @@ TEST_CASE("released code is freed and compiling continues") {
 
 TEST_CASE("the codegen pipelines leave out the passes that have nothing to do in generated code") {
   // The names in jit.cpp's list must still be LLVM's: X86 adds 41 of them at
-  // CodeGenOptLevel::None and 50 at Default (LLVM 19). A renamed pass would
-  // stay in the pipeline and only cost time, so this is what notices.
+  // CodeGenOptLevel::None and 50 at Default (LLVM 19), and an Optimized unit
+  // without vector operations (what a compile with no module counts as)
+  // also leaves out the machine scheduler. A renamed pass would stay in the
+  // pipeline and only cost time, so this is what notices.
   auto& jit = jit_for(translate::MemoryStrategy::Direct);
   auto fast = jit.codegen_passes_left_out(engine::Tier::Fast);
   auto optimized = jit.codegen_passes_left_out(engine::Tier::Optimized);
   REQUIRE(fast.has_value());
   REQUIRE(optimized.has_value());
   CHECK(*fast >= 40);
-  CHECK(*optimized >= 50);
+  CHECK(*optimized >= 51);
 }
 
 TEST_CASE("a chained exit tail-calls the successor stored in its slot") {
