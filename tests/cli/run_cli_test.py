@@ -31,7 +31,7 @@ def check(cond, what):
 
 help_text = run("--help").stdout
 for opt in ["--engine", "--mmu", "--stats", "--trace", "--dump", "--verify-jit", "--hot-threshold", "--opt-threshold",
-            "--no-chain", "--perf-map"]:
+            "--no-chain", "--perf-map", "--address-space"]:
     check(opt in help_text, f"--help mentions {opt}")
 
 # Argument errors: one line on stderr, status 2, the guest never starts.
@@ -39,11 +39,21 @@ for args, needle in [([], "missing PROGRAM"), (["--engine", "fast", HELLO], "--e
                      (["--dump", "ir,bogus", "/tmp", HELLO], "not a comma list"),
                      (["--engine", "interp", "--dump", "asm", "/tmp", HELLO], "needs --engine jit or tiered"),
                      (["--dump", "ir", "/proc/no/such/dir", HELLO], "cannot use directory"),
-                     (["/no/such/program"], "cannot open")]:
+                     (["/no/such/program"], "cannot open"),
+                     (["--address-space", "3G", HELLO], "not a power of two"),
+                     (["--address-space", "8M", HELLO], "not a power of two"),
+                     (["--address-space", "256T", HELLO], "not a power of two"),
+                     (["--address-space", "4X", HELLO], "not a power of two")]:
     p = run(*args, expect_rc=2)
     check(needle in p.stderr and p.stderr.count("\n") == 1 and p.stdout == "", f"error for {args}: {p.stderr!r}")
 
 native = subprocess.run([HELLO], capture_output=True, text=True)
+
+# Address space sizes other than the default 4G, in every engine and mmu.
+for size in ["1G", "64G", "1099511627776"]:
+    for extra in [[], ["--mmu", "softmmu"], ["--engine", "jit"]]:
+        p = run("--address-space", size, *extra, HELLO)
+        check(p.stdout == native.stdout, f"hello with --address-space {size} {extra}")
 
 # --dump writes every requested stage of every translation.
 with tempfile.TemporaryDirectory() as d:

@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <bit>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,7 @@ struct RunArgs {
   bool perf_map = false;
   bool verify_jit = false;
   bool precise_faults = false;
+  std::string address_space = "4G";
   std::vector<std::string> dump;  // STAGES DIR
   std::vector<std::string> program;  // PROGRAM ARGS...
   CLI::App* cmd = nullptr;
@@ -32,6 +35,22 @@ struct RunArgs {
 RunArgs& args() {
   static RunArgs a;
   return a;
+}
+
+// "4G", "64G", "1T", "16M" or a number of bytes: a power of two in
+// [16 MiB, 128 TiB]. Empty on anything else.
+std::optional<uint64_t> parse_space_size(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 15) return std::nullopt;
+  uint64_t n = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  static const std::map<std::string, unsigned> kShift = {{"", 0}, {"K", 10}, {"M", 20}, {"G", 30}, {"T", 40}};
+  auto it = kShift.find(unit);
+  if (it == kShift.end() || n == 0 || n > (uint64_t{1} << 47 >> it->second)) return std::nullopt;
+  n <<= it->second;
+  if (!std::has_single_bit(n) || n < (uint64_t{1} << 24) || n > (uint64_t{1} << 47)) return std::nullopt;
+  return n;
 }
 
 }  // namespace
@@ -60,6 +79,10 @@ void add_run_command(CLI::App& app) {
   a.cmd->add_flag("--precise-faults", a.precise_faults,
                   "direct mmu: compiled code keeps the guest registers exact at every memory access from the start "
                   "(otherwise only once the guest installs a SIGSEGV or SIGBUS handler; see docs/engine.md)");
+  a.cmd->add_option("--address-space", a.address_space,
+                    "Size of the guest's address space, a power of two from 16M to 128T (default 4G: direct code "
+                    "masks guest addresses for free; see docs/linux-user.md)")
+      ->type_name("SIZE");
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
   a.cmd->add_flag("--trace", a.trace, "Log every block entered (at VM_LOG=debug)");
   a.cmd->add_option("--dump", a.dump,
@@ -104,7 +127,14 @@ int run_execute(char** envp) {
     }
     dump_stages = *stages;
   }
+  auto space_size = parse_space_size(a.address_space);
+  if (!space_size) {
+    std::fprintf(stderr, "vm run: --address-space: '%s' is not a power of two from 16M to 128T (such as 4G or 64G)\n",
+                 a.address_space.c_str());
+    return 2;
+  }
   linux::ProcessOptions opts;
+  opts.address_space_size = *space_size;
   opts.engine.kind = a.engine == "jit" ? EngineKind::Jit : a.engine == "tiered" ? EngineKind::Tiered : EngineKind::Interp;
   opts.mmu = a.mmu == "softmmu" ? mem::MemoryStrategy::SoftMmu : mem::MemoryStrategy::Direct;
   opts.stats = a.stats;

@@ -158,6 +158,7 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
       jo.memory = translate::MemoryStrategy::Direct;
       jo.restartable = true;
       jo.direct_guard = mem::AddressSpace::kDirectGuard;
+      jo.region_mask = space.address_mask();  // this JIT's code only ever runs over `space`
       // Optimized code reaches guest memory through GS when this thread can
       // set its base (run_native sets it for whichever thread runs code).
       jo.guest_base_gs = config.guest_base_gs && detail::set_gs_base(reinterpret_cast<uint64_t>(space.guest_base()));

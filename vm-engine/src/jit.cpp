@@ -380,6 +380,7 @@ struct JITCompiler::Impl {
     lo.sync_points = unit.sync_points;
     lo.exit_polls = unit.exit_polls;
     lo.direct_guard = options.direct_guard;
+    lo.direct_mask = options.memory == translate::MemoryStrategy::Direct ? options.region_mask : 0;
     lo.guest_base_gs = options.guest_base_gs && tier == Tier::Optimized;
     lo.fast_isel = tier == Tier::Fast;
     lo.chain_by_return = tier == Tier::Fast;

@@ -165,6 +165,37 @@ TEST_CASE("the loader survives thousands of corrupted executables") {
   MESSAGE(loaded << " of 300 corrupted files still loaded");
 }
 
+TEST_CASE("mmap beyond the guest address space fails with ENOMEM, and the space stays usable") {
+  mem::AddressSpaceConfig cfg;
+  cfg.size = uint64_t{1} << 30;  // 1 GiB (vm run --address-space 1G)
+  auto space = mem::AddressSpace::create(cfg);
+  REQUIRE(space.has_value());
+  LinuxSyscalls sys(**space, "/prog");
+  auto mmap_anon = [&](uint64_t len) {
+    core::X86State s;
+    s.gpr[0] = 9;  // mmap(NULL, len, RW, PRIVATE|ANON, -1, 0)
+    s.gpr[7] = 0;
+    s.gpr[6] = len;
+    s.gpr[2] = 3;
+    s.gpr[10] = 0x22;
+    s.gpr[8] = static_cast<uint64_t>(-1);
+    s.gpr[9] = 0;
+    sys.handle(s);
+    return static_cast<int64_t>(s.gpr[0]);
+  };
+  // 256 MiB pieces: a few fit, then the space is full.
+  int fitted = 0;
+  int64_t r = 0;
+  while ((r = mmap_anon(uint64_t{256} << 20)) > 0) {
+    CHECK((*space)->is_mapped(core::GuestAddr(static_cast<uint64_t>(r))));
+    REQUIRE(++fitted < 8);
+  }
+  CHECK(r == -ENOMEM);
+  CHECK(fitted >= 1);
+  CHECK(mmap_anon(uint64_t{2} << 30) == -ENOMEM);  // larger than the whole space
+  CHECK(mmap_anon(4096) > 0);                      // small maps still find room
+}
+
 TEST_CASE("syscalls check guest pointers and never touch host memory directly") {
   auto space = small_space();
   REQUIRE(space->map(core::GuestAddr(0x100000), 0x1000, core::kPermRW, mem::kMapFixed).has_value());

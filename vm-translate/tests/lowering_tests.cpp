@@ -58,6 +58,27 @@ TEST_CASE("text dump names the function and takes state and memory context") {
   CHECK(text->find("define i64 @vm_block(ptr noalias nocapture %state, ptr nocapture %mem)") != std::string::npos);
 }
 
+TEST_CASE("direct access with a constant region mask neither loads nor keeps the mask") {
+  auto block = ir::parse(
+      "block 0x1000 len 4 {\n  insn 0x1000\n  %0:i64 = get_reg rbx\n  %1:i64 = const 0x10\n"
+      "  %2:i64 = add %0, %1\n  %3:i64 = load %2\n  set_reg rax, %3\n  jump 0x1004\n}");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  translate::LoweringOptions o;
+  o.memory = translate::MemoryStrategy::Direct;
+  auto loaded = translate::lower_to_llvm_text(*block, o);
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->find("%region_mask = load i64") != std::string::npos);
+  o.direct_mask = 0xffffffff;  // a 4 GiB space
+  auto constant = translate::lower_to_llvm_text(*block, o);
+  REQUIRE(constant.has_value());
+  CHECK(constant->find("region_mask") == std::string::npos);
+  CHECK(constant->find(", 4294967295") != std::string::npos);
+  o.direct_mask = 0x12345;  // not 2^k - 1
+  auto bad = translate::lower_to_llvm_text(*block, o);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message.find("direct_mask") != std::string::npos);
+}
+
 TEST_CASE("unverifiable blocks are rejected with an error, not lowered") {
   ir::IRBlock bad;  // no terminator
   bad.start_pc = core::GuestAddr(0x1000);

@@ -391,6 +391,12 @@ int64_t LinuxSyscalls::dispatch(uint64_t nr, const uint64_t a[6], core::X86State
         buf.resize(got);
         r = sp.map_file(GuestAddr(addr), len, perms, mflags, buf, 0);
       }
+      if (!r && r.error().code == core::ErrorCode::OutOfMemory && !space_full_warned_) {
+        space_full_warned_ = true;
+        VM_LOG_WARN("mmap of {:#x} bytes: no room in the guest address space ({} MiB); `vm run --address-space` "
+                    "gives the guest a bigger one",
+                    len, sp.size() >> 20);
+      }
       if (!r) return r.error().code == core::ErrorCode::InvalidArgument ? -EINVAL : -ENOMEM;
       return static_cast<int64_t>(r->value());
     }

@@ -75,7 +75,8 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
   if (opts_.memory == MemoryStrategy::Direct) {
     guest_base_ = opts_.guest_base_gs ? static_cast<Value*>(llvm::ConstantPointerNull::get(b_.getPtrTy(256)))
                                       : b_.CreateLoad(ptr_, mem_field(kMemCtxGuestBase), "guest_base");
-    region_mask_ = b_.CreateLoad(i64_, mem_field(kMemCtxRegionMask), "region_mask");
+    region_mask_ = opts_.direct_mask != 0 ? static_cast<Value*>(c64(opts_.direct_mask))
+                                          : b_.CreateLoad(i64_, mem_field(kMemCtxRegionMask), "region_mask");
   } else {
     tlb_ = b_.CreateLoad(ptr_, mem_field(kMemCtxTlb), "tlb");
     llvm::MDBuilder mdb(ctx_);
@@ -732,6 +733,8 @@ using detail::Lowerer;
 
 core::Result<LoweredFunction> lower_region(std::span<const ir::IRBlock> blocks, llvm::Module& module,
                                            const LoweringOptions& options) {
+  if (options.direct_mask != 0 && (options.direct_mask & (options.direct_mask + 1)) != 0)
+    return core::failf(core::ErrorCode::InvalidArgument, "direct_mask {:#x} is not 2^k - 1", options.direct_mask);
   return Lowerer(module, options).run(blocks);
 }
 

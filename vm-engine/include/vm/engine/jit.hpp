@@ -80,6 +80,7 @@ struct JitOptions {
   bool restartable = false;        // see translate::LoweringOptions::restartable
   uint64_t direct_guard = 0;       // see translate::LoweringOptions::direct_guard (Direct only)
   bool guest_base_gs = false;      // Tier::Optimized: translate::LoweringOptions::guest_base_gs (Direct only)
+  uint64_t region_mask = 0;        // see translate::LoweringOptions::direct_mask (Direct only)
   bool perf_map = false;  // append "addr size name" lines to /tmp/perf-<pid>.map for `perf report`
 };
 

@@ -245,6 +245,13 @@ struct LoweringOptions {
   // frame's slots), and an access that leaves the region faults in the
   // guard instead of wrapping around to its other end.
   uint64_t direct_guard = 0;
+  // Direct only: the region mask as a constant (the owner's
+  // AddressSpace::address_mask(), 2^k - 1), for code that only ever runs
+  // over that space. 0: loaded from MemoryContext::region_mask at entry and
+  // kept in a register. With a 4 GiB region (0xffffffff) the masking is
+  // free or one zero-extending move: x86-64's 32-bit operations clear the
+  // upper half, so `(base + index * 8) & mask` is one 32-bit lea.
+  uint64_t direct_mask = 0;
   // The function goes to instruction selection as lowered (no IR passes)
   // and through X86 FastISel at -O0 (the JIT's Tier::Fast). The lowering
   // then prefers forms FastISel selects itself: each instruction it

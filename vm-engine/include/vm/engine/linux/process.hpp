@@ -23,7 +23,10 @@ inline constexpr int kVerifyFailedStatus = 70;
 struct ProcessOptions {
   EngineConfig engine;
   mem::MemoryStrategy mmu = mem::MemoryStrategy::Direct;
-  uint64_t address_space_size = uint64_t{64} << 30;
+  // The guest's address space (a power of two). 4 GiB: direct code then
+  // masks guest addresses with 32-bit operations, which is free
+  // (docs/linux-user.md, "Address space"); `vm run --address-space`.
+  uint64_t address_space_size = uint64_t{4} << 30;
   bool stats = false;  // print statistics to stderr at exit
   // When the guest exits, end this host process at once with the guest's
   // status (after the statistics) instead of returning: no teardown, and no

@@ -58,6 +58,7 @@ private:
   std::string exe_path_;
   std::map<uint64_t, uint64_t> counts_;
   std::set<uint64_t> warned_;
+  bool space_full_warned_ = false;  // an mmap found no room in the guest address space
   std::array<GuestSigaction, kNumSignals + 1> actions_{};
   uint64_t sigmask_ = 0;
   uint64_t clear_child_tid_ = 0;
