@@ -41,7 +41,7 @@ for args, needle in [([], "missing PROGRAM"), (["--engine", "fast", HELLO], "--e
                      (["--dump", "ir", "/proc/no/such/dir", HELLO], "cannot use directory"),
                      (["/no/such/program"], "cannot open"),
                      (["--address-space", "3G", HELLO], "not a power of two"),
-                     (["--address-space", "8M", HELLO], "not a power of two"),
+                     (["--address-space", "512M", HELLO], "not a power of two"),
                      (["--address-space", "256T", HELLO], "not a power of two"),
                      (["--address-space", "4X", HELLO], "not a power of two")]:
     p = run(*args, expect_rc=2)

@@ -37,8 +37,9 @@ RunArgs& args() {
   return a;
 }
 
-// "4G", "64G", "1T", "16M" or a number of bytes: a power of two in
-// [16 MiB, 128 TiB]. Empty on anything else.
+// "4G", "64G", "1T" or a number of bytes: a power of two in [1 GiB,
+// 128 TiB] (the stack goes 256 MiB below the top, static-PIE a third of the
+// way up). Empty on anything else.
 std::optional<uint64_t> parse_space_size(const std::string& text) {
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
@@ -49,7 +50,7 @@ std::optional<uint64_t> parse_space_size(const std::string& text) {
   auto it = kShift.find(unit);
   if (it == kShift.end() || n == 0 || n > (uint64_t{1} << 47 >> it->second)) return std::nullopt;
   n <<= it->second;
-  if (!std::has_single_bit(n) || n < (uint64_t{1} << 24) || n > (uint64_t{1} << 47)) return std::nullopt;
+  if (!std::has_single_bit(n) || n < (uint64_t{1} << 30) || n > (uint64_t{1} << 47)) return std::nullopt;
   return n;
 }
 
@@ -80,7 +81,7 @@ void add_run_command(CLI::App& app) {
                   "direct mmu: compiled code keeps the guest registers exact at every memory access from the start "
                   "(otherwise only once the guest installs a SIGSEGV or SIGBUS handler; see docs/engine.md)");
   a.cmd->add_option("--address-space", a.address_space,
-                    "Size of the guest's address space, a power of two from 16M to 128T (default 4G: direct code "
+                    "Size of the guest's address space, a power of two from 1G to 128T (default 4G: direct code "
                     "masks guest addresses for free; see docs/linux-user.md)")
       ->type_name("SIZE");
   a.cmd->add_flag("--stats", a.stats, "Print translation, cache and syscall statistics to stderr at exit");
@@ -129,7 +130,7 @@ int run_execute(char** envp) {
   }
   auto space_size = parse_space_size(a.address_space);
   if (!space_size) {
-    std::fprintf(stderr, "vm run: --address-space: '%s' is not a power of two from 16M to 128T (such as 4G or 64G)\n",
+    std::fprintf(stderr, "vm run: --address-space: '%s' is not a power of two from 1G to 128T (such as 4G or 64G)\n",
                  a.address_space.c_str());
     return 2;
   }

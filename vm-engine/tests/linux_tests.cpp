@@ -35,6 +35,25 @@ const std::string kGuestDir = VM_GUEST_DIR;
 
 }  // namespace
 
+TEST_CASE("a static-PIE executable is placed a third of the way up whatever the space's size") {
+  CHECK(pie_load_base(uint64_t{64} << 30) == 0x555555000);
+  CHECK(pie_load_base(uint64_t{4} << 30) == 0x55555000);
+  auto file = read_file(kGuestDir + "/hello-gcc-O2-pie");
+  REQUIRE(file.size() > 1000);
+  for (uint64_t size : {uint64_t{1} << 30, uint64_t{4} << 30, uint64_t{1} << 40}) {
+    CAPTURE(size);
+    mem::AddressSpaceConfig cfg;
+    cfg.size = size;
+    auto space = mem::AddressSpace::create(cfg);
+    REQUIRE(space.has_value());
+    auto img = load_elf(**space, file);
+    REQUIRE_MESSAGE(img.has_value(), (img ? "" : img.error().to_string()));
+    CHECK(img->pie);
+    CHECK(img->load_bias == pie_load_base(size));
+    CHECK((*space)->is_mapped(img->entry));
+  }
+}
+
 TEST_CASE("a static glibc executable loads with its segments and permissions") {
   auto file = read_file(kGuestDir + "/hello-gcc-O2");
   REQUIRE(file.size() > 1000);

@@ -53,7 +53,7 @@ core::Result<ElfImage> load_elf(mem::AddressSpace& space, std::span<const uint8_
 
   ElfImage img;
   img.pie = eh.e_type == ET_DYN;
-  img.load_bias = img.pie ? kPieLoadBase : 0;
+  img.load_bias = img.pie ? pie_load_base(space.size()) : 0;
   uint64_t lo = ~0ull, hi = 0;
   for (size_t i = 0; i < ph.size(); ++i) {
     const auto& p = ph[i];

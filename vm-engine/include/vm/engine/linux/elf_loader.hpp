@@ -29,8 +29,11 @@ struct ElfImage {
   bool pie = false;
 };
 
-// Where a static-PIE executable is placed (inside the default 64 GiB space).
-inline constexpr uint64_t kPieLoadBase = 0x555555000;
+// Where a static-PIE executable is placed in a guest space of `space_size`
+// bytes: a third of the way up, page-aligned, as Linux places PIE at two
+// thirds of its user space (0x555555000 in a 64 GiB space, 0x55555000 in
+// vm run's default 4 GiB; below the stack and the mmap area at the top).
+constexpr uint64_t pie_load_base(uint64_t space_size) { return space_size / 3 & ~uint64_t{0xfff}; }
 
 // Checks the ELF header and program headers, then maps the segments.
 // Errors name what is wrong and, for segments, which one.
