@@ -697,10 +697,14 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
           // Anything but a memory fault (a system call, above all) would be
           // the run's own doing from a state the guest never had: not made.
           // So would a fault elsewhere than where the host saw it (within
-          // the access: a page crossing faults on its second page).
+          // the access: a page crossing faults on its second page). The
+          // host saw either the guest's address or, for one beyond the
+          // space, its alias masked into the space; the interpreter's is
+          // the guest's own and is the one kept.
           restart_imprecise_ = false;
+          auto seen_by_host = [&](uint64_t a) { return restart_addr_ - a < 4096; };
           if (r.kind != ir::TermKind::Trap || r.trap != ir::TrapReason::MemoryFault || !r.fault_addr ||
-              restart_addr_ - r.fault_addr->value() >= 4096)
+              !(seen_by_host(r.fault_addr->value()) || seen_by_host(r.fault_addr->value() & space_->address_mask())))
             r = imprecise_fault(state);
         }
         return EngineExit{std::move(r), {}};

@@ -54,6 +54,9 @@ constexpr std::string_view kLoadAfterStoresBody = R"(
     pop rsi
     add rax, qword ptr [rdi + 8])";
 static const std::string kLoadAfterStores = fault_loop("0x5000000", kLoadAfterStoresBody);
+// The same with an address beyond the 4 GiB space: direct code reaches its
+// masked alias (0x5000000, unmapped) and the host reports that one.
+static const std::string kLoadBeyondSpace = fault_loop("0x105000000", kLoadAfterStoresBody);
 static const std::string kStoreToCode = fault_loop("0x10000", R"(
     inc qword ptr [rbx + 72]
     mov qword ptr [rdi + 128], rcx)");
@@ -442,8 +445,10 @@ TEST_CASE("direct access without sync points: a guest fault in compiled code end
   // The state the code leaves is its unit's entry; the interpreter finds
   // the faulting access again from there. Loads after read-modify-writes,
   // a store to the read-only code page (a real fault, not a code-page
-  // write), a dead load and a no-op store to the code page.
-  for (const std::string& text : {kLoadAfterStores, kStoreToCode, kDeadLoad, kNoopStoreToCode}) {
+  // write), a dead load and a no-op store to the code page; a load beyond
+  // the space, whose masked alias the host saw (the interpreter's address,
+  // the guest's, is the one reported).
+  for (const std::string& text : {kLoadAfterStores, kStoreToCode, kDeadLoad, kNoopStoreToCode, kLoadBeyondSpace}) {
     Outcome want = run(text, config(EngineKind::Interp), mem::MemoryStrategy::Direct, ir::HelperTable::defaults(), true);
     REQUIRE(want.exit.trap == ir::TrapReason::MemoryFault);
     for (EngineKind kind : {EngineKind::Jit, EngineKind::Tiered}) {
