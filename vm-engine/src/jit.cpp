@@ -281,13 +281,17 @@ struct JITCompiler::Impl {
     translate::run_lean_pipeline(m, tm.get(), options.memory == translate::MemoryStrategy::SoftMmu);
   }
 
-  // Configures the codegen for a compile of `m` (if given; without one, an
-  // Optimized compile counts as one without vector operations) at `tier`.
-  Codegen configure_codegen(Tier tier, const llvm::Module* m) {
-    Codegen c = tier == Tier::Fast                    ? Codegen::Fast
-                : m != nullptr && has_vector_ops(*m) ? Codegen::OptimizedDag
-                                                      : Codegen::OptimizedFastISel;
-    tm->setOptLevel(tier == Tier::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
+  // The codegen for a compile of `m` (after the tier's IR pipeline; without
+  // a module, an Optimized compile counts as one without vector operations)
+  // at `tier`.
+  static Codegen codegen_for(Tier tier, const llvm::Module* m) {
+    if (tier == Tier::Fast) return Codegen::Fast;
+    return m != nullptr && has_vector_ops(*m) ? Codegen::OptimizedDag : Codegen::OptimizedFastISel;
+  }
+
+  // Sets the TargetMachine up for codegen `c`.
+  void configure_codegen(Codegen c) {
+    tm->setOptLevel(c == Codegen::Fast ? llvm::CodeGenOptLevel::None : llvm::CodeGenOptLevel::Default);
     // FastISel at both tiers. At Optimized, instruction selection through
     // SelectionDAG was 40% of a compile (DAG combining spends most of it in
     // known-bits queries over the flag logic, which the lean IR pipeline has
@@ -301,7 +305,6 @@ struct JITCompiler::Impl {
     // docs/benchmarks.md, sixteenth session).
     tm->setFastISel(c != Codegen::OptimizedDag);
     tm->setO0WantsFastISel(true);
-    return c;
   }
 
   // Before codegen, for FastISel (both tiers, except Optimized units with
@@ -311,9 +314,9 @@ struct JITCompiler::Impl {
   // of its own. The isolation is not used at Optimized: CodeGenPrepare
   // merges the blocks back, and the split code ran 30% slower
   // (jit_performance) for 30% cheaper codegen.
-  void prepare_for_isel(llvm::Module& m, Tier tier) {
-    if (tier == Tier::Fast || !has_vector_ops(m)) translate::rewrite_fast_isel_rejects(m);
-    if (tier == Tier::Fast) translate::isolate_fast_isel_fallbacks(m);
+  static void prepare_for_isel(llvm::Module& m, Codegen c) {
+    if (c != Codegen::OptimizedDag) translate::rewrite_fast_isel_rejects(m);
+    if (c == Codegen::Fast) translate::isolate_fast_isel_fallbacks(m);
   }
 
   static bool has_vector_ops(const llvm::Module& m) {
@@ -324,8 +327,9 @@ struct JITCompiler::Impl {
     return false;
   }
 
-  // Emits `m` with the codegen configure_codegen chose for it.
+  // Emits `m` with codegen `c`, through a pass pipeline of its own.
   core::Result<llvm::SmallVector<char, 0>> emit(llvm::Module& m, llvm::CodeGenFileType kind, Codegen c) {
+    configure_codegen(c);
     llvm::SmallVector<char, 0> buf;
     llvm::raw_svector_ostream os(buf);
     JitPassManager pm(c == Codegen::OptimizedFastISel);
@@ -335,10 +339,10 @@ struct JITCompiler::Impl {
     return buf;
   }
 
-  // The object pipeline for a compile of `m` (if given) at `tier`, built on
-  // first use; configures the codegen.
-  core::Result<ObjectPipeline*> object_pipeline(Tier tier, const llvm::Module* m = nullptr) {
-    Codegen c = configure_codegen(tier, m);
+  // The object pipeline for codegen `c`, built on first use; configures
+  // the codegen.
+  core::Result<ObjectPipeline*> object_pipeline(Codegen c) {
+    configure_codegen(c);
     auto& p = object_pipelines[static_cast<size_t>(c)];
     if (!p) {
       auto fresh = std::make_unique<ObjectPipeline>(c == Codegen::OptimizedFastISel);
@@ -349,8 +353,8 @@ struct JITCompiler::Impl {
     return p.get();
   }
 
-  core::Result<llvm::SmallVector<char, 0>> emit_object(llvm::Module& m, Tier tier) {
-    auto pipeline = object_pipeline(tier, &m);
+  core::Result<llvm::SmallVector<char, 0>> emit_object(llvm::Module& m, Codegen c) {
+    auto pipeline = object_pipeline(c);
     if (!pipeline) return std::unexpected(pipeline.error());
     ObjectPipeline* p = *pipeline;
     p->pm.run(m);
@@ -491,11 +495,12 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   } else {
     out.stats.ir_instructions_optimized = out.stats.ir_instructions;
   }
-  im.prepare_for_isel(*module, tier);
+  const Impl::Codegen codegen = Impl::codegen_for(tier, module.get());
+  Impl::prepare_for_isel(*module, codegen);
   out.stats.optimize_us = micros_since(t0);
 
   t0 = std::chrono::steady_clock::now();
-  auto obj = im.emit_object(*module, tier);
+  auto obj = im.emit_object(*module, codegen);
   if (!obj) return std::unexpected(obj.error());
   module.reset();
   auto buffer = std::make_unique<llvm::SmallVectorMemoryBuffer>(std::move(*obj), name, false);
@@ -542,7 +547,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
 
 core::Result<uint32_t> JITCompiler::codegen_passes_left_out(Tier tier) {
   std::lock_guard lock(impl_->mutex);
-  auto pipeline = impl_->object_pipeline(tier);
+  auto pipeline = impl_->object_pipeline(Impl::codegen_for(tier, nullptr));
   if (!pipeline) return std::unexpected(pipeline.error());
   return (*pipeline)->pm.left_out();
 }
@@ -583,12 +588,14 @@ core::Result<std::string> JITCompiler::dump_region(std::span<const ir::IRBlock> 
   translate::LoweringOptions lo = im.lowering_options(name, unit, tier);
   auto lowered = translate::lower_region(blocks, *module, lo);
   if (!lowered) return std::unexpected(lowered.error());
+  Impl::Codegen codegen = Impl::Codegen::Fast;
   if (stage != Stage::Lowered) {
     if (tier == Tier::Optimized) im.optimize(*module);
-    im.prepare_for_isel(*module, tier);
+    codegen = Impl::codegen_for(tier, module.get());
+    Impl::prepare_for_isel(*module, codegen);
   }
   if (stage == Stage::Assembly) {
-    auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile, im.configure_codegen(tier, module.get()));
+    auto text = im.emit(*module, llvm::CodeGenFileType::AssemblyFile, codegen);
     if (!text) return std::unexpected(text.error());
     return std::string(text->begin(), text->end());
   }
