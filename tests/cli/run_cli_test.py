@@ -43,14 +43,15 @@ for args, needle in [([], "missing PROGRAM"), (["--engine", "fast", HELLO], "--e
                      (["--address-space", "3G", HELLO], "not a power of two"),
                      (["--address-space", "512M", HELLO], "not a power of two"),
                      (["--address-space", "256T", HELLO], "not a power of two"),
-                     (["--address-space", "4X", HELLO], "not a power of two")]:
+                     (["--address-space", "4X", HELLO], "not a power of two"),
+                     (["--address-space", "4GB", HELLO], "not a power of two")]:
     p = run(*args, expect_rc=2)
     check(needle in p.stderr and p.stderr.count("\n") == 1 and p.stdout == "", f"error for {args}: {p.stderr!r}")
 
 native = subprocess.run([HELLO], capture_output=True, text=True)
 
 # Address space sizes other than the default 4G, in every engine and mmu.
-for size in ["1G", "64G", "1099511627776"]:
+for size in ["1G", "64G", "16g", "1099511627776"]:
     for extra in [[], ["--mmu", "softmmu"], ["--engine", "jit"]]:
         p = run("--address-space", size, *extra, HELLO)
         check(p.stdout == native.stdout, f"hello with --address-space {size} {extra}")

@@ -1,5 +1,6 @@
 #include "cli_run.hpp"
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <bit>
@@ -37,15 +38,16 @@ RunArgs& args() {
   return a;
 }
 
-// "4G", "64G", "1T" or a number of bytes: a power of two in [1 GiB,
-// 128 TiB] (the stack goes 256 MiB below the top, static-PIE a third of the
-// way up). Empty on anything else.
+// "4G", "64G", "1T" (the suffix in either case: "64g") or a number of
+// bytes: a power of two in [1 GiB, 128 TiB] (the stack goes 256 MiB below
+// the top, static-PIE a third of the way up). Empty on anything else.
 std::optional<uint64_t> parse_space_size(const std::string& text) {
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   if (digits == 0 || digits > 15) return std::nullopt;
   uint64_t n = std::stoull(text.substr(0, digits));
   std::string unit = text.substr(digits);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   static const std::map<std::string, unsigned> kShift = {{"", 0}, {"K", 10}, {"M", 20}, {"G", 30}, {"T", 40}};
   auto it = kShift.find(unit);
   if (it == kShift.end() || n == 0 || n > (uint64_t{1} << 47 >> it->second)) return std::nullopt;
