@@ -33,6 +33,42 @@ std::unique_ptr<mem::AddressSpace> small_space() {
 
 const std::string kGuestDir = VM_GUEST_DIR;
 
+// A hand-built ELF64 x86-64 executable: the program headers right after
+// the ELF header, then `body` (segment file offsets count from the start).
+std::vector<uint8_t> build_elf(uint16_t type, uint64_t entry, const std::vector<Elf64_Phdr>& segments,
+                               const std::vector<uint8_t>& body) {
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_type = type;
+  eh.e_machine = EM_X86_64;
+  eh.e_version = EV_CURRENT;
+  eh.e_entry = entry;
+  eh.e_phoff = sizeof(Elf64_Ehdr);
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_phentsize = sizeof(Elf64_Phdr);
+  eh.e_phnum = static_cast<uint16_t>(segments.size());
+  std::vector<uint8_t> f(sizeof eh + segments.size() * sizeof(Elf64_Phdr));
+  std::memcpy(f.data(), &eh, sizeof eh);
+  std::memcpy(f.data() + sizeof eh, segments.data(), segments.size() * sizeof(Elf64_Phdr));
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+
+Elf64_Phdr load_segment(uint32_t flags, uint64_t offset, uint64_t vaddr, uint64_t filesz, uint64_t memsz) {
+  Elf64_Phdr p{};
+  p.p_type = PT_LOAD;
+  p.p_flags = flags;
+  p.p_offset = offset;
+  p.p_vaddr = p.p_paddr = vaddr;
+  p.p_filesz = filesz;
+  p.p_memsz = memsz;
+  p.p_align = 0x1000;
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("a static-PIE executable is placed a third of the way up whatever the space's size") {
@@ -160,6 +196,70 @@ TEST_CASE("malformed and unsupported executables are refused with a reason") {
   CHECK(err(f).find("outside the file") != std::string::npos);
   f.assign(good.begin(), good.begin() + 2000);  // truncated: segments point past the end
   CHECK(err(f).find("outside the file") != std::string::npos);
+}
+
+TEST_CASE("segment permissions: a shared page gets the union, a gap stays unmapped, a large bss is mapped") {
+  // Text [0x400000, 0x401100) r-x and data [0x401100, 0x401200) rw- share
+  // the page 0x401000; the page 0x402000 belongs to no segment; a second
+  // data segment at 0x403000 has 1 GiB of bss. The headers are in the
+  // text's first bytes, its file range the whole file.
+  std::vector<Elf64_Phdr> segs = {load_segment(PF_R | PF_X, 0, 0x400000, 0x1100, 0x1100),
+                                  load_segment(PF_R | PF_W, 0x1100, 0x401100, 0x10, 0x100),
+                                  load_segment(PF_R | PF_W, 0x1110, 0x403110, 0x10, uint64_t{1} << 30)};
+  std::vector<uint8_t> body(0x1120 - sizeof(Elf64_Ehdr) - segs.size() * sizeof(Elf64_Phdr), 0x90);
+  auto space = small_space();
+  auto img = load_elf(*space, build_elf(ET_EXEC, 0x400100, segs, body));
+  REQUIRE_MESSAGE(img.has_value(), (img ? "" : img.error().to_string()));
+  CHECK(img->lowest.value() == 0x400000);
+  CHECK(img->brk_start.value() == ((0x403110 + (uint64_t{1} << 30) + 0xfff) & ~uint64_t{0xfff}));
+  std::vector<mem::MappingInfo> expect = {
+      {core::GuestAddr(0x400000), 0x1000, core::kPermRead | core::kPermExec},
+      {core::GuestAddr(0x401000), 0x1000, core::kPermRWX},
+      {core::GuestAddr(0x403000), img->brk_start.value() - 0x403000, core::kPermRW},
+  };
+  CHECK(space->mappings() == expect);
+  uint8_t byte = 0;
+  REQUIRE(space->read(core::GuestAddr(0x401100 + 0x10), std::span<uint8_t>(&byte, 1)).has_value());
+  CHECK(byte == 0);  // bss after the file bytes
+  REQUIRE(space->read(core::GuestAddr(0x403110), std::span<uint8_t>(&byte, 1)).has_value());
+  CHECK(byte == 0x90);
+}
+
+TEST_CASE("256 overlapping segments, the most the loader takes, load as the union of their permissions") {
+  // Each over the same 1 GiB, alternately read-only and read-write. The
+  // loader works out permissions per range of pages, not per page and
+  // segment (which listed 256 x 262144 pages here, 1 GiB of bookkeeping).
+  std::vector<Elf64_Phdr> segs;
+  for (int i = 0; i < 256; ++i)
+    segs.push_back(load_segment(i % 2 ? PF_R : PF_R | PF_W, 0, 0x10000, 0x100, uint64_t{1} << 30));
+  mem::AddressSpaceConfig cfg;
+  cfg.size = uint64_t{4} << 30;
+  auto space = mem::AddressSpace::create(cfg);
+  REQUIRE(space.has_value());
+  auto img = load_elf(**space, build_elf(ET_EXEC, 0x10000, segs, std::vector<uint8_t>(0x100, 0)));
+  REQUIRE_MESSAGE(img.has_value(), (img ? "" : img.error().to_string()));
+  std::vector<mem::MappingInfo> expect = {{core::GuestAddr(0x10000), uint64_t{1} << 30, core::kPermRW}};
+  CHECK((*space)->mappings() == expect);
+}
+
+TEST_CASE("a segment whose address wraps around with the static-PIE base is refused") {
+  std::vector<Elf64_Phdr> segs = {load_segment(PF_R | PF_X, 0, 0xfffffffffffff000, 0x100, 0x100)};
+  auto space = small_space();
+  auto r = load_elf(*space, build_elf(ET_DYN, 0, segs, std::vector<uint8_t>(0x100, 0)));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find("outside the guest address space") != std::string::npos);
+}
+
+TEST_CASE("a guest space too small for the stack gets an error, not a wrapped address") {
+  mem::AddressSpaceConfig cfg;
+  cfg.size = uint64_t{64} << 20;
+  cfg.strategy = mem::MemoryStrategy::SoftMmu;
+  auto space = mem::AddressSpace::create(cfg);
+  REQUIRE(space.has_value());
+  ElfImage img;
+  auto r = build_initial_stack(**space, img, StackConfig{});
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find("no room for a stack") != std::string::npos);
 }
 
 TEST_CASE("the loader survives thousands of corrupted executables") {

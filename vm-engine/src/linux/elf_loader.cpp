@@ -76,7 +76,7 @@ core::Result<ElfImage> load_elf(mem::AddressSpace& space, std::span<const uint8_
     if (p.p_align > 1 && (p.p_vaddr % kPage) != (p.p_offset % kPage))
       return core::failf(ErrorCode::InvalidArgument, "segment {}: address and file offset disagree modulo the page size", i);
     uint64_t vaddr = p.p_vaddr + img.load_bias;
-    if (vaddr + p.p_memsz < vaddr || vaddr + p.p_memsz > space.size())
+    if (vaddr < p.p_vaddr || vaddr + p.p_memsz < vaddr || vaddr + p.p_memsz > space.size())
       return core::failf(ErrorCode::InvalidArgument, "segment {}: [{:#x}, +{:#x}) lies outside the guest address space", i, vaddr, p.p_memsz);
     lo = std::min(lo, vaddr & ~(kPage - 1));
     hi = std::max(hi, (vaddr + p.p_memsz + kPage - 1) & ~(kPage - 1));
@@ -88,7 +88,15 @@ core::Result<ElfImage> load_elf(mem::AddressSpace& space, std::span<const uint8_
   // segment's own permissions (pages shared by two segments get the union).
   if (auto r = space.map(GuestAddr(lo), hi - lo, core::kPermRW, mem::kMapFixedNoReplace); !r)
     return core::failf(ErrorCode::InvalidArgument, "cannot map the image at [{:#x}, {:#x}): {}", lo, hi, r.error().message);
-  std::vector<std::pair<uint64_t, uint8_t>> page_perms;  // page -> perms
+  // Each segment's pages and permissions, as page ranges: the work is the
+  // same for a 4 KiB segment and a 3 GiB bss (one entry per page was 16 bytes
+  // per page per segment: gigabytes for 256 segments over a large space).
+  struct Pages {
+    uint64_t begin, end;
+    uint8_t perms;
+  };
+  std::vector<Pages> pages;
+  std::vector<uint64_t> cuts;  // where the permissions may change
   for (size_t i = 0; i < ph.size(); ++i) {
     const auto& p = ph[i];
     if (p.p_type != PT_LOAD || p.p_memsz == 0) continue;
@@ -96,21 +104,29 @@ core::Result<ElfImage> load_elf(mem::AddressSpace& space, std::span<const uint8_
     if (p.p_filesz > 0)
       if (auto r = space.write(GuestAddr(vaddr), file.subspan(p.p_offset, p.p_filesz)); !r)
         return core::failf(ErrorCode::Internal, "segment {}: copy failed: {}", i, r.error().to_string());
-    for (uint64_t pg = vaddr & ~(kPage - 1); pg < vaddr + p.p_memsz; pg += kPage) page_perms.emplace_back(pg, perms_of(p.p_flags));
+    Pages range{vaddr & ~(kPage - 1), (vaddr + p.p_memsz + kPage - 1) & ~(kPage - 1), perms_of(p.p_flags)};
+    pages.push_back(range);
+    cuts.push_back(range.begin);
+    cuts.push_back(range.end);
     // The program headers, if a segment covers them, give AT_PHDR.
     if (eh.e_phoff >= p.p_offset && eh.e_phoff < p.p_offset + p.p_filesz) img.phdr = GuestAddr(vaddr + (eh.e_phoff - p.p_offset));
   }
-  std::sort(page_perms.begin(), page_perms.end());
-  uint64_t next_page = lo;
-  for (size_t i = 0; i < page_perms.size();) {
-    uint64_t pg = page_perms[i].first;
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  // Between two cuts every page has the same segments: those pages get the
+  // union of their permissions (a page two segments share), or are left
+  // unmapped when they belong to no segment (a gap between segments).
+  for (size_t k = 0; k + 1 < cuts.size(); ++k) {
+    uint64_t begin = cuts[k], end = cuts[k + 1];
+    bool covered = false;
     uint8_t perms = 0;
-    for (; i < page_perms.size() && page_perms[i].first == pg; ++i) perms |= page_perms[i].second;
-    // Pages between segments belong to no segment: leave them unmapped.
-    if (pg > next_page)
-      if (auto r = space.unmap(GuestAddr(next_page), pg - next_page); !r) return std::unexpected(r.error());
-    if (auto r = space.protect(GuestAddr(pg), kPage, perms); !r) return std::unexpected(r.error());
-    next_page = pg + kPage;
+    for (const Pages& r : pages)
+      if (r.begin <= begin && end <= r.end) {
+        covered = true;
+        perms |= r.perms;
+      }
+    auto r = covered ? space.protect(GuestAddr(begin), end - begin, perms) : space.unmap(GuestAddr(begin), end - begin);
+    if (!r) return std::unexpected(r.error());
   }
   for (const auto& p : ph)
     if (p.p_type == PT_PHDR) img.phdr = GuestAddr(p.p_vaddr + img.load_bias);
@@ -124,7 +140,11 @@ core::Result<ElfImage> load_elf(mem::AddressSpace& space, std::span<const uint8_
 }
 
 core::Result<InitialStack> build_initial_stack(mem::AddressSpace& space, const ElfImage& image, const StackConfig& config) {
-  uint64_t top = config.top.value() != 0 ? config.top.value() : space.size() - 0x10000000;  // leave room above for mmap
+  constexpr uint64_t kAboveStack = 0x10000000;  // 256 MiB left above the stack for mmap
+  if (config.top.value() == 0 && space.size() <= kAboveStack)
+    return core::failf(ErrorCode::InvalidArgument, "a guest space of {:#x} bytes leaves no room for a stack below its top 256 MiB",
+                       space.size());
+  uint64_t top = config.top.value() != 0 ? config.top.value() : space.size() - kAboveStack;
   top &= ~(kPage - 1);
   uint64_t size = (config.size + kPage - 1) & ~(kPage - 1);
   if (size < 64 * 1024 || size > top) return core::failf(ErrorCode::InvalidArgument, "bad stack size {:#x}", config.size);
