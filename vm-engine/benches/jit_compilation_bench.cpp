@@ -8,7 +8,8 @@
 //  - `fast_engine`, `optimized_engine`: the options `vm run` compiles with
 //    over direct memory (restartable code without sync points, the guard
 //    zone, GS-relative guest memory at Optimized, chained exits with the
-//    inline jump cache; Fast code counts its entries for promotion).
+//    inline jump cache, the preserve_none convention; Fast code counts its
+//    entries for promotion).
 // Each iteration lowers, optimises (Optimized only), generates code, links
 // and then frees one block. Counters: guest instructions, code bytes, and
 // the mean time of each phase in microseconds.
@@ -36,6 +37,7 @@ std::unique_ptr<engine::JITCompiler> make_jit(Options o) {
     jo.guest_base_gs = true;  // only changes what is compiled; nothing here runs the code
     jo.chain_exits = true;
     jo.inline_jump_cache = true;
+    jo.preserve_none = true;
   }
   auto r = engine::JITCompiler::create(jo);
   if (!r) throw std::runtime_error(r.error().to_string());

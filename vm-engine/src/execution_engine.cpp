@@ -169,6 +169,11 @@ core::Result<std::unique_ptr<ExecutionEngine>> ExecutionEngine::create(mem::Addr
     jo.chain_exits = config.chain;
     jo.inline_jump_cache = config.chain;
     jo.perf_map = config.perf_map;
+#if defined(__x86_64__)
+    // Units go from one to the next without saving registers for each
+    // other (translate::LoweringOptions::preserve_none).
+    jo.preserve_none = config.preserve_none;
+#endif
     engine->jit_options_gs_ = jo.guest_base_gs;
     auto jit = JITCompiler::create(jo);
     if (!jit) return std::unexpected(jit.error());
@@ -208,15 +213,20 @@ void ExecutionEngine::release(std::unique_ptr<Block>& b) {
   if (b) b->compiled.reset();
 }
 
+translate::BlockFn ExecutionEngine::tagged(translate::BlockFn entry, translate::UnitCall call) {
+  if (entry == nullptr || call != translate::UnitCall::PreserveNone) return entry;
+  return reinterpret_cast<translate::BlockFn>(reinterpret_cast<uint64_t>(entry) | translate::kPreserveNoneTag);
+}
+
 // Points every chain slot that exits to `pc`, and the inline jump cache's
-// entry for it, at `entry` (nullptr: unlinked).
-void ExecutionEngine::point_entries(uint64_t pc, translate::BlockFn entry) {
+// entry for it, at `entry` of convention `call` (nullptr: unlinked).
+void ExecutionEngine::point_entries(uint64_t pc, translate::BlockFn entry, translate::UnitCall call) {
   if (!config_.chain) return;
   if (auto it = incoming_.find(pc); it != incoming_.end())
-    for (const Incoming& in : it->second) *in.slot = reinterpret_cast<void*>(entry);
+    for (const Incoming& in : it->second) *in.slot = slot_value(entry, call);
   auto& e = native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)];
   if (entry != nullptr) {
-    e = {pc, entry};
+    e = {pc, tagged(entry, call)};
   } else if (e.pc == pc) {
     e = {};
   }
@@ -232,7 +242,7 @@ void ExecutionEngine::release_entry_members(Block& head) {
     Block& m = *it->second;
     m.region_entry = nullptr;
     m.region_head = 0;
-    point_entries(pc, m.compiled ? m.compiled->entry : nullptr);
+    point_entries(pc, m.compiled ? m.compiled->entry : nullptr, m.compiled ? m.compiled->call : translate::UnitCall::C);
   }
   head.entry_members.clear();
 }
@@ -279,16 +289,16 @@ void ExecutionEngine::install(Block& b, CompiledBlock code, JITCompiler* owner) 
       if (target == pc) continue;  // patched below with the others
       auto it = blocks_.find(target);
       if (it != blocks_.end() && it->second->compiled) {
-        *c.chain_slots[i] = reinterpret_cast<void*>(entry_of(*it->second));
+        *c.chain_slots[i] = slot_value(entry_of(*it->second), call_of(*it->second));
         ++stats_.chain_links;
       }
     }
     if (auto it = incoming_.find(pc); it != incoming_.end())
       for (const Incoming& in : it->second) {
-        *in.slot = reinterpret_cast<void*>(c.entry);
+        *in.slot = slot_value(c.entry, c.call);
         ++stats_.chain_links;
       }
-    native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, c.entry};
+    native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, tagged(c.entry, c.call)};
   }
 }
 
@@ -384,9 +394,10 @@ void ExecutionEngine::finish_region(RegionJob& job) {
       Block& m = *members[i];
       if (!m.compiled || m.compiled->tier != Tier::Fast) continue;
       m.region_entry = head.compiled->entry;
+      m.region_call = head.compiled->call;
       m.region_head = job.head_pc;
       head.entry_members.push_back(m.ir.start_pc.value());
-      point_entries(m.ir.start_pc.value(), m.region_entry);
+      point_entries(m.ir.start_pc.value(), m.region_entry, m.region_call);
       ++stats_.region_entries;
     }
   }
@@ -439,10 +450,10 @@ ir::ExecResult ExecutionEngine::run_native(Block& b, core::X86State& state) {
       return interpret_until_accessible(~uint64_t{0} >> 12, false);
     }
     detail::current_host_fault_scope() = &scope;
-    exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx));
+    exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx, call_of(b)));
     detail::current_host_fault_scope() = nullptr;
   } else {
-    exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx));
+    exit = translate::decode_exit(translate::run_unit(entry_of(b), &state, &ctx, call_of(b)));
     if (exit.restart) {
       // A memory fault; the state holds the last synced boundary, from
       // where the interpreter makes the access itself (restart_done as
@@ -753,7 +764,7 @@ EngineExit ExecutionEngine::run(core::X86State& state) {
       }
     }
     if (b->compiled && config_.chain)  // an inline probe missed it (e.g. a colliding pc took its entry)
-      native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, entry_of(*b)};
+      native_cache_[translate::jump_cache_index(pc, kJumpCacheSize - 1)] = {pc, tagged(entry_of(*b), call_of(*b))};
     ir::ExecResult r;
     if (b->compiled && verifier_) {
       bool deterministic = std::none_of(b->ir.ops.begin(), b->ir.ops.end(), [](const ir::Op& op) {

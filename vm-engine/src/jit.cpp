@@ -388,6 +388,7 @@ struct JITCompiler::Impl {
     lo.guest_base_gs = options.guest_base_gs && tier == Tier::Optimized;
     lo.fast_isel = tier == Tier::Fast;
     lo.chain_by_return = tier == Tier::Fast;
+    lo.preserve_none = options.preserve_none && tier == Tier::Optimized;
     lo.function_name = std::move(name);
     return lo;
   }
@@ -462,6 +463,8 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   CompiledBlock out;
   out.start_pc = blocks[0].start_pc;
   out.tier = tier;
+  out.call = im.options.preserve_none && tier == Tier::Optimized ? translate::UnitCall::PreserveNone
+                                                                 : translate::UnitCall::C;
   out.unit = im.next_unit++;
   std::string name = fmt::format("vm_{:x}_u{}", blocks[0].start_pc.value(), out.unit);
 

@@ -5,6 +5,8 @@
 
 #include <random>
 
+#include <fmt/format.h>
+
 #include "lowering_harness.hpp"
 #include "random_blocks.hpp"
 #include "vm/engine/jit.hpp"
@@ -641,6 +643,81 @@ TEST_CASE("a chained exit tail-calls the successor stored in its slot") {
   CHECK(e2.kind == ir::TermKind::Exit);
   CHECK(s.rip == 0x3000);
   CHECK(s.gpr[0] == 18);
+}
+
+TEST_CASE("preserve_none Optimized units chain with Fast ones and leave the C caller's registers alone") {
+  // Block a sets every guest register but rsp (so its code uses every host
+  // register it can) and jumps to b. With JitOptions::preserve_none only
+  // Optimized units have the convention, and a chain slot holds b's entry
+  // tagged when it has it: Optimized code tail-calls a tagged entry and
+  // hands an untagged one back to run_unit, Fast code hands back either.
+  // Entered from C++, every pairing must give the expected registers, and
+  // this function's values kept across the call (in callee-saved
+  // registers) must survive.
+  std::string text = "block 0x1000 len 4 {\n  insn 0x1000\n";
+  for (int i = 0, v = 0; i < 16; ++i, v += 3) {
+    if (i == 4) {  // rsp
+      v -= 3;
+      continue;
+    }
+    text += fmt::format("  %{0}:i64 = get_reg {1}\n  %{2}:i64 = const 0x{3:x}\n  %{4}:i64 = mul %{0}, %{2}\n  set_reg {1}, %{4}\n",
+                        v, core::reg_name(static_cast<core::X86Reg>(i)), v + 1, 2 * i + 3, v + 2);
+  }
+  text += "  jump 0x2000\n}\n";
+  auto a = ir::parse(text);
+  REQUIRE_MESSAGE(a.has_value(), (a ? "" : a.error().to_string()));
+  auto b = ir::parse(R"(block 0x2000 len 4 {
+  insn 0x2000
+  %0:i64 = get_reg rax
+  %1:i64 = get_reg r15
+  %2:i64 = add %0, %1
+  set_reg rax, %2
+  exit 0x3000
+})");
+  REQUIRE(b.has_value());
+  engine::JitOptions o;
+  o.chain_exits = true;
+  o.preserve_none = true;
+  auto jit = engine::JITCompiler::create(o);
+  REQUIRE(jit.has_value());
+  using translate::UnitCall;
+  for (engine::Tier ta : {engine::Tier::Fast, engine::Tier::Optimized})
+    for (engine::Tier tb : {engine::Tier::Fast, engine::Tier::Optimized}) {
+      CAPTURE(static_cast<int>(ta));
+      CAPTURE(static_cast<int>(tb));
+      auto ca = (*jit)->compile(*a, ta);
+      auto cb = (*jit)->compile(*b, tb);
+      REQUIRE_MESSAGE(ca.has_value(), (ca ? "" : ca.error().to_string()));
+      REQUIRE_MESSAGE(cb.has_value(), (cb ? "" : cb.error().to_string()));
+      CHECK(ca->call == (ta == engine::Tier::Optimized ? UnitCall::PreserveNone : UnitCall::C));
+      CHECK(cb->call == (tb == engine::Tier::Optimized ? UnitCall::PreserveNone : UnitCall::C));
+      REQUIRE(ca->chain_slots.size() == 1);
+      uint64_t bits = reinterpret_cast<uint64_t>(cb->entry);
+      *ca->chain_slots[0] =
+          reinterpret_cast<void*>(cb->call == UnitCall::PreserveNone ? bits | translate::kPreserveNoneTag : bits);
+      FlatMemory m(0x10000, 0x1000);
+      auto ctx = m.direct_context();
+      core::X86State s{};
+      for (int i = 0; i < 16; ++i) s.gpr[i] = 100 + i;
+      core::X86State want = s;
+      for (int i = 0; i < 16; ++i)
+        if (i != 4) want.gpr[i] = (100 + i) * uint64_t(2 * i + 3);
+      want.gpr[0] += want.gpr[15];
+      // Values the compiler keeps in callee-saved registers across the call.
+      volatile uint64_t seed = 0x1234567;
+      uint64_t k0 = seed * 3, k1 = seed * 5, k2 = seed * 7, k3 = seed * 11, k4 = seed * 13, k5 = seed * 17;
+      auto e = engine::execute(*ca, s, ctx);
+      CHECK(e.kind == ir::TermKind::Exit);
+      CHECK(s.rip == 0x3000);
+      for (int i = 0; i < 16; ++i) {
+        CAPTURE(i);
+        CHECK(s.gpr[i] == want.gpr[i]);
+      }
+      CHECK(k0 + k1 + k2 + k3 + k4 + k5 == seed * (3 + 5 + 7 + 11 + 13 + 17));
+      CHECK(k0 * k1 * k2 * k3 * k4 * k5 == seed * 3 * seed * 5 * seed * 7 * seed * 11 * seed * 13 * seed * 17);
+      (void)(*jit)->release(*ca);
+      (void)(*jit)->release(*cb);
+    }
 }
 
 TEST_CASE("a region keeps jumps between its blocks inside one function") {

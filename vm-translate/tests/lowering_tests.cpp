@@ -537,6 +537,35 @@ TEST_CASE("chain_by_return hands chained and jump-cache successors back instead 
   CHECK(n == 2);
 }
 
+TEST_CASE("preserve_none units tail-call tagged successors and hand back the others; x86-64 only") {
+  auto block = ir::parse(
+      "block 0x1000 len 2 {\n  insn 0x1000\n  %0:i64 = get_reg rax\n  %1:i64 = const 0x0\n"
+      "  %2:i1 = cmp.eq %0, %1\n  exit_if %2, 0x4000\n  %3:i64 = get_reg rcx\n  indirect_jump %3\n}");
+  REQUIRE_MESSAGE(block.has_value(), (block ? "" : block.error().to_string()));
+  translate::LoweringOptions o;
+  o.chain_exits = true;
+  o.inline_jump_cache = true;
+  o.preserve_none = true;
+  auto text = translate::lower_to_llvm_text(*block, o);
+  REQUIRE_MESSAGE(text.has_value(), (text ? "" : text.error().to_string()));
+  auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = text->find(needle); at != std::string::npos; at = text->find(needle, at + 1)) ++n;
+    return n;
+  };
+  // The function, the chained exit and the jump-cache hit; a mismatch
+  // would make the verifier (or the callee) misread the arguments.
+  CHECK(text->find("define preserve_nonecc i64") != std::string::npos);
+  CHECK(count("musttail call preserve_nonecc i64") == 2);
+  // Both hand an entry without this convention's tag back instead.
+  CHECK(count("\ncontinue_c") == 2);  // the blocks (continue_c, continue_c1)
+  CHECK(count("or i64 %") >= 2);
+  o.target = translate::LoweringTarget::AArch64;
+  auto refused = translate::lower_to_llvm_text(*block, o);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message.find("x86-64") != std::string::npos);
+}
+
 TEST_CASE("softmmu guest accesses and TLB loads carry disjoint alias scopes") {
   auto block = ir::parse(
       "block 0x1000 len 1 {\n  insn 0x1000\n  %0:i64 = get_reg rsp\n  %1:i64 = load %0\n  store %0, %1\n"

@@ -43,6 +43,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
   fn_->addParamAttr(1, llvm::Attribute::NoCapture);
   fn_->addFnAttr(llvm::Attribute::NoUnwind);
   fn_->addFnAttr("frame-pointer", "none");
+  if (opts_.preserve_none) fn_->setCallingConv(llvm::CallingConv::PreserveNone);
   state_ = fn_->getArg(0);
   mem_ = fn_->getArg(1);
   state_->setName("state");
@@ -626,7 +627,20 @@ void Lowerer::continue_with(Value* callee) {
     b_.CreateRet(b_.CreateOr(b_.CreatePtrToInt(callee, i64_), c64(kExitContinue)));
     return;
   }
+  if (opts_.preserve_none) {
+    // A tagged entry has this convention: tail-call it. An untagged one
+    // (C, Fast code) goes back to run_unit, which calls it.
+    Value* bits = b_.CreatePtrToInt(callee, i64_);
+    auto* same = llvm::BasicBlock::Create(ctx_, "continue_pn", fn_);
+    auto* other = llvm::BasicBlock::Create(ctx_, "continue_c", fn_);
+    b_.CreateCondBr(b_.CreateICmpNE(b_.CreateAnd(bits, c64(kPreserveNoneTag)), c64(0)), same, other);
+    b_.SetInsertPoint(other);
+    b_.CreateRet(b_.CreateOr(bits, c64(kExitContinue)));
+    b_.SetInsertPoint(same);
+    callee = b_.CreateIntToPtr(b_.CreateAnd(bits, c64(~kPreserveNoneTag)), ptr_);
+  }
   auto* call = b_.CreateCall(fn_->getFunctionType(), callee, {state_, mem_});
+  call->setCallingConv(fn_->getCallingConv());
   call->setTailCallKind(llvm::CallInst::TCK_MustTail);
   b_.CreateRet(call);
 }
@@ -735,6 +749,8 @@ core::Result<LoweredFunction> lower_region(std::span<const ir::IRBlock> blocks, 
                                            const LoweringOptions& options) {
   if (options.direct_mask != 0 && (options.direct_mask & (options.direct_mask + 1)) != 0)
     return core::failf(core::ErrorCode::InvalidArgument, "direct_mask {:#x} is not 2^k - 1", options.direct_mask);
+  if (options.preserve_none && options.target != LoweringTarget::X86_64)
+    return core::fail(core::ErrorCode::InvalidArgument, "preserve_none is for x86-64 code only");
   return Lowerer(module, options).run(blocks);
 }
 

@@ -90,6 +90,11 @@ struct EngineConfig {
   // Tiered: compile regions on a background thread while the fast code
   // keeps running (on by default when the host has more than one CPU).
   bool background_compile = true;
+  // x86-64 hosts: Optimized units use LLVM's preserve_none calling
+  // convention, so chained exits and inline jump-cache hits from one to
+  // the next save and restore no callee-saved registers
+  // (JitOptions::preserve_none; Fast units keep the C convention).
+  bool preserve_none = true;
   // Append every compiled block to /tmp/perf-<pid>.map (perf report names them).
   bool perf_map = false;
   // Co-simulation: every compiled block also runs in the interpreter on a
@@ -230,6 +235,7 @@ private:
     // Entered through another block's region (config region_entries): its
     // code and the pc of the region's head, which owns that code.
     translate::BlockFn region_entry = nullptr;
+    translate::UnitCall region_call = translate::UnitCall::C;  // region_entry's convention
     uint64_t region_head = 0;
     std::vector<uint64_t> entry_members;  // head: members entered through its code
     // Ends with an indirect jump or call: the distinct targets seen while it
@@ -239,7 +245,18 @@ private:
   static constexpr size_t kMaxIndirectTargets = 16;
   // Where control that reaches `b` goes: a region's entry, else its own code.
   static translate::BlockFn entry_of(const Block& b) { return b.region_entry ? b.region_entry : b.compiled->entry; }
-  void point_entries(uint64_t pc, translate::BlockFn entry);
+  // entry_of(b)'s calling convention (JitOptions::preserve_none: Optimized
+  // code, which region entries are, has preserve_none; Fast code has C).
+  static translate::UnitCall call_of(const Block& b) {
+    return b.region_entry ? b.region_call : b.compiled->call;
+  }
+  // `entry` of convention `call` as chain slots and the jump cache hold it:
+  // tagged with translate::kPreserveNoneTag when it has preserve_none.
+  static translate::BlockFn tagged(translate::BlockFn entry, translate::UnitCall call);
+  static void* slot_value(translate::BlockFn entry, translate::UnitCall call) {
+    return reinterpret_cast<void*>(tagged(entry, call));
+  }
+  void point_entries(uint64_t pc, translate::BlockFn entry, translate::UnitCall call);
   void release_entry_members(Block& head);
   struct RegionJob {
     uint64_t head_pc = 0;

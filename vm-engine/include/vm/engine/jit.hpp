@@ -66,6 +66,7 @@ struct CompiledBlock {
   CompileStats stats;
   core::GuestAddr start_pc;
   Tier tier = Tier::Fast;
+  translate::UnitCall call = translate::UnitCall::C;  // how C++ enters `entry` (JitOptions::preserve_none)
   uint64_t unit = 0;  // identifies the code for release()
   // JitOptions::chain_exits: one slot per direct exit. Storing a compiled
   // block's entry in *slot makes that exit tail-call it.
@@ -81,6 +82,12 @@ struct JitOptions {
   uint64_t direct_guard = 0;       // see translate::LoweringOptions::direct_guard (Direct only)
   bool guest_base_gs = false;      // Tier::Optimized: translate::LoweringOptions::guest_base_gs (Direct only)
   uint64_t region_mask = 0;        // see translate::LoweringOptions::direct_mask (Direct only)
+  // Tier::Optimized units with translate::LoweringOptions::preserve_none
+  // (x86-64 hosts). C++ enters a unit through translate::run_unit with its
+  // CompiledBlock::call (execute() does), never by calling entry directly;
+  // whoever chains units stores Optimized entries in chain slots and the
+  // jump cache tagged with translate::kPreserveNoneTag.
+  bool preserve_none = false;
   bool perf_map = false;  // append "addr size name" lines to /tmp/perf-<pid>.map for `perf report`
 };
 
@@ -135,7 +142,7 @@ private:
 
 // Runs one compiled block (and the blocks it chains to).
 inline translate::ExitInfo execute(const CompiledBlock& block, core::X86State& state, translate::MemoryContext& mem) {
-  return translate::decode_exit(translate::run_unit(block.entry, &state, &mem));
+  return translate::decode_exit(translate::run_unit(block.entry, &state, &mem, block.call));
 }
 
 // A MemoryContext for JitOptions::memory = SoftMmu whose TLB never hits, so

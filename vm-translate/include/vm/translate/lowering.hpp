@@ -149,11 +149,39 @@ constexpr ExitInfo decode_exit(uint64_t code) {
                   static_cast<uint8_t>((code >> 16) & 0xff), (code & kExitRestart) != 0};
 }
 
+// How C++ calls a lowered unit (LoweringOptions::preserve_none).
+enum class UnitCall : uint8_t { C, PreserveNone };
+
+// Enters a unit lowered with LoweringOptions::preserve_none: such a unit
+// takes its arguments in r12 and r13 and may clobber every register but
+// rsp and rbp, so this saves the C callee-saved registers around the call.
+// x86-64 hosts only (host_enter.cpp).
+extern "C" uint64_t vm_enter_preserve_none(BlockFn fn, core::X86State* state, MemoryContext* mem);
+
+inline uint64_t call_unit(BlockFn fn, core::X86State* state, MemoryContext* mem, UnitCall how) {
+#if defined(__x86_64__)
+  if (how == UnitCall::PreserveNone) return vm_enter_preserve_none(fn, state, mem);
+#endif
+  return fn(state, mem);
+}
+
+// A unit entry as chain slots and the inline jump cache hold it when units
+// of both conventions run together: bit 0 set marks a preserve_none entry
+// (code entries are 16-byte aligned). Code lowered with preserve_none
+// tail-calls only marked entries and hands the others back; the C++ loop
+// below enters each by its own convention.
+inline constexpr uint64_t kPreserveNoneTag = 1;
+
 // Calls a lowered unit and then, as long as it hands over a successor
-// (kExitContinue), the successor; returns the first real exit code.
-inline uint64_t run_unit(BlockFn fn, core::X86State* state, MemoryContext* mem) {
-  uint64_t code = fn(state, mem);
-  while ((code & kExitContinue) != 0) code = reinterpret_cast<BlockFn>(code & ~kExitContinue)(state, mem);
+// (kExitContinue, a tagged entry), the successor; returns the first real
+// exit code.
+inline uint64_t run_unit(BlockFn fn, core::X86State* state, MemoryContext* mem, UnitCall how = UnitCall::C) {
+  uint64_t code = call_unit(fn, state, mem, how);
+  while ((code & kExitContinue) != 0) {
+    uint64_t next = code & ~kExitContinue;
+    code = call_unit(reinterpret_cast<BlockFn>(next & ~kPreserveNoneTag), state, mem,
+                     (next & kPreserveNoneTag) != 0 ? UnitCall::PreserveNone : UnitCall::C);
+  }
   return code;
 }
 
@@ -262,6 +290,17 @@ struct LoweringOptions {
   // and identity asm are left out, since -O0 without IR passes neither
   // deletes, merges nor moves memory accesses.
   bool fast_isel = false;
+  // x86-64 only: the unit has LLVM's preserve_none calling convention (its
+  // two arguments in r12 and r13, no register saved for its caller). Chain
+  // slots and jump-cache entries then hold entries tagged by convention
+  // (kPreserveNoneTag): a chained exit or jump-cache hit tail-calls a
+  // tagged entry, and hands an untagged one (a C unit) back to run_unit
+  // as under chain_by_return. C++ enters such a unit through run_unit with
+  // UnitCall::PreserveNone. Going from one preserve_none unit to the next
+  // then saves and restores no callee-saved registers. X86 FastISel does
+  // not lower `ret` in this convention (every returning block would go to
+  // SelectionDAG), so the JIT uses it for Tier::Optimized units only.
+  bool preserve_none = false;
   std::string function_name = "vm_block";
 };
 
