@@ -522,6 +522,13 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
     return core::fail(ErrorCode::Internal, "linking " + name + ": " + msg);
   }
   out.entry = sym->toPtr<translate::BlockFn>();
+  // Chain slots and the jump cache mark preserve_none entries in bit 0
+  // (translate::kPreserveNoneTag), so no entry may have it set; the
+  // lowering aligns functions to 16 bytes.
+  if ((reinterpret_cast<uint64_t>(out.entry) & translate::kPreserveNoneTag) != 0) {
+    llvm::consumeError(rt->remove());
+    return core::fail(ErrorCode::Internal, "unit " + name + " has an odd entry address");
+  }
   for (const auto& slot : lowered->chain_slots) {
     if (slot.storage) {
       out.chain_slots.push_back(slot.storage);

@@ -44,6 +44,9 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
   fn_->addFnAttr(llvm::Attribute::NoUnwind);
   fn_->addFnAttr("frame-pointer", "none");
   if (opts_.preserve_none) fn_->setCallingConv(llvm::CallingConv::PreserveNone);
+  // Entries are 16-byte aligned: run_unit and chained code read bit 0 of a
+  // handed-over entry as its convention (kPreserveNoneTag).
+  fn_->setAlignment(llvm::Align(16));
   state_ = fn_->getArg(0);
   mem_ = fn_->getArg(1);
   state_->setName("state");
