@@ -463,8 +463,6 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   CompiledBlock out;
   out.start_pc = blocks[0].start_pc;
   out.tier = tier;
-  out.call = im.options.preserve_none && tier == Tier::Optimized ? translate::UnitCall::PreserveNone
-                                                                 : translate::UnitCall::C;
   out.unit = im.next_unit++;
   std::string name = fmt::format("vm_{:x}_u{}", blocks[0].start_pc.value(), out.unit);
 
@@ -472,6 +470,7 @@ core::Result<CompiledBlock> JITCompiler::compile_region(std::span<const ir::IRBl
   llvm::LLVMContext& context = im.compile_context();
   auto module = im.new_module(name, context);
   translate::LoweringOptions lo = im.lowering_options(name, unit, tier);
+  out.call = lo.preserve_none ? translate::UnitCall::PreserveNone : translate::UnitCall::C;
   // Chain slots in memory of our own rather than globals of the object,
   // which the linker would have to lay out, relocate and look up: at most
   // one per exit_if and two per terminator.
