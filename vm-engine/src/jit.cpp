@@ -376,6 +376,7 @@ struct JITCompiler::Impl {
     lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
     lo.all_entries = unit.all_entries;
     lo.indirect_members = unit.indirect_members;
+    lo.indirect_targets = unit.indirect_targets;
     lo.memory = options.memory;
     lo.target = translate::LoweringTarget::X86_64;
     lo.chain_exits = options.chain_exits;

@@ -156,6 +156,9 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head, bool grown) 
   for (const Block* m : members)
     for (uint64_t page : m->pages) writable |= (space_->page_table().get(page).perms & core::kPermWrite) != 0;
   job.unit.exit_polls = writable || !config_.elide_exit_polls;
+  // The targets each member's indirect jump or call took while it was
+  // interpreted: its dispatch compares with those members only.
+  for (const Block* m : members) job.unit.indirect_targets.push_back(m->indirect_targets);
   for (Block* m : members) {
     // Covered by this region: its own fast code turning hot is mostly this
     // region's warm-up, not a reason for another overlapping region.

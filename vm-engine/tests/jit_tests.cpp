@@ -3,6 +3,9 @@
 // with both memory strategies, must leave identical state, memory and exit.
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cstring>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -66,8 +69,10 @@ enum class Mode { Direct, SoftMmuSlow, SoftMmuTlb, DirectRestartable, SoftMmuRes
 // compiled with every block as an entry and entered at blocks[entry] (the
 // state's rip says where, as it does when the engine enters code).
 // `indirect_members`: the region is compiled with it, and the interpreter
-// also follows indirect jumps and calls to any block of the region and
-// returns to a block that follows a call of the region.
+// also follows indirect jumps and calls to any block of the region and a
+// return to the block after a call whose callee reaches the returning block
+// without returning (through jumps, branches, early exits, indirect jumps
+// to any block, and calls to the blocks after them).
 std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86State& s0, const FlatMemory& m0,
                         engine::Tier tier, Mode mode, size_t* edges_followed = nullptr, size_t entry = 0,
                         bool indirect_members = false, size_t* indirect_followed = nullptr) {
@@ -78,16 +83,53 @@ std::string compare_one(std::span<const ir::IRBlock> blocks, const core::X86Stat
   ir::Interpreter interp(mi, no_helpers);
   const ir::IRBlock* cur = &blocks[entry];
   ir::ExecResult want = interp.run(*cur, si);
-  auto is_return_site = [&](uint64_t pc) {
+  auto index_of = [&](uint64_t pc) -> std::optional<size_t> {
+    for (size_t i = 0; i < blocks.size(); ++i)
+      if (blocks[i].start_pc.value() == pc) return i;
+    return std::nullopt;
+  };
+  // Whether a callee starting at block `from` reaches block `to` before it returns.
+  auto reaches = [&](size_t from, size_t to) {
+    std::vector<bool> seen(blocks.size(), false);
+    std::vector<size_t> work{from};
+    seen[from] = true;
+    while (!work.empty()) {
+      size_t b = work.back();
+      work.pop_back();
+      if (b == to) return true;
+      const ir::Terminator& t = blocks[b].term;
+      std::vector<uint64_t> next;
+      if (t.kind == ir::TermKind::Jump) next = {t.target.value()};
+      if (t.kind == ir::TermKind::Branch) next = {t.target.value(), t.fallthrough.value()};
+      if (t.kind == ir::TermKind::Call) next = {t.fallthrough.value()};
+      if (t.kind == ir::TermKind::IndirectJump)
+        for (const auto& m : blocks) next.push_back(m.start_pc.value());
+      for (const auto& op : blocks[b].ops)
+        if (op.opcode == ir::Opcode::ExitIf) next.push_back(op.imm);
+      for (uint64_t pc : next)
+        if (auto i = index_of(pc); i && !seen[*i]) seen[*i] = true, work.push_back(*i);
+    }
+    return false;
+  };
+  // A return from `cur` to `pc` stays inside when pc follows a call whose callee reaches cur.
+  auto is_return_site = [&](uint64_t pc, const ir::IRBlock* ret_block) {
+    size_t from_block = static_cast<size_t>(ret_block - blocks.data());
     return std::any_of(blocks.begin(), blocks.end(), [&](const ir::IRBlock& b) {
-      return b.term.kind == ir::TermKind::Call && b.term.fallthrough.value() == pc;
+      if (b.term.kind != ir::TermKind::Call || b.term.fallthrough.value() != pc) return false;
+      if (b.term.value != ir::kNoValue) {  // an indirect call may enter any member
+        for (size_t i = 0; i < blocks.size(); ++i)
+          if (reaches(i, from_block)) return true;
+        return false;
+      }
+      auto callee = index_of(b.term.target.value());
+      return callee && reaches(*callee, from_block);
     });
   };
   for (size_t steps = 0; blocks.size() > 1 && steps < 64; ++steps) {
     bool follow = want.kind == ir::TermKind::Jump || want.kind == ir::TermKind::Branch;
     if (want.kind == ir::TermKind::Call && cur->term.value == ir::kNoValue) follow = true;  // a direct call
     if (indirect_members && (want.kind == ir::TermKind::IndirectJump || want.kind == ir::TermKind::Call)) follow = true;
-    if (indirect_members && want.kind == ir::TermKind::Ret && is_return_site(si.rip)) follow = true;
+    if (indirect_members && want.kind == ir::TermKind::Ret && is_return_site(si.rip, cur)) follow = true;
     if (!follow) break;
     auto next = std::find_if(blocks.begin(), blocks.end(), [&](const ir::IRBlock& b) { return b.start_pc.value() == si.rip; });
     if (next == blocks.end()) break;
@@ -757,6 +799,114 @@ block 0x1010 len 1 {
     CHECK(s.gpr[0] == 55 * 4);
     CHECK(s.gpr[1] == 0);
   }
+}
+
+TEST_CASE("a region's indirect dispatch compares with the targets the guest took; others leave the region") {
+  // Two calls, each of its own function: a return compares with the return
+  // site of the call whose callee reaches it only. The indirect jump at
+  // 0x4000 was seen going to 0x5000 only. rbx and rcx record which blocks
+  // ran; every exit from the region tells where it left.
+  auto blocks = ir::parse_blocks(R"(block 0x1000 len 5 {
+  call 0x2000, ret 0x1005
+}
+block 0x1005 len 1 {
+  %0:i64 = get_reg rbx
+  %1:i64 = const 0x1
+  %2:i64 = add %0, %1
+  set_reg rbx, %2
+  exit 0x1006
+}
+block 0x1100 len 5 {
+  call 0x3000, ret 0x1105
+}
+block 0x1105 len 1 {
+  %0:i64 = get_reg rbx
+  %1:i64 = const 0x10
+  %2:i64 = add %0, %1
+  set_reg rbx, %2
+  exit 0x1106
+}
+block 0x2000 len 1 {
+  %0:i64 = get_reg rsp
+  %1:i64 = load %0
+  %2:i64 = const 0x8
+  %3:i64 = add %0, %2
+  set_reg rsp, %3
+  ret %1
+}
+block 0x3000 len 1 {
+  %0:i64 = get_reg rsp
+  %1:i64 = load %0
+  %2:i64 = const 0x8
+  %3:i64 = add %0, %2
+  set_reg rsp, %3
+  ret %1
+}
+block 0x4000 len 2 {
+  %0:i64 = get_reg rax
+  indirect_jump %0
+}
+block 0x5000 len 1 {
+  %0:i64 = const 0x5
+  set_reg rcx, %0
+  exit 0x5001
+}
+block 0x6000 len 1 {
+  %0:i64 = const 0x6
+  set_reg rcx, %0
+  exit 0x6001
+})");
+  REQUIRE_MESSAGE(blocks.has_value(), (blocks ? "" : blocks.error().to_string()));
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  struct Case {
+    uint64_t entry, ret_addr, rax;
+    bool targets_known;
+    ir::TermKind kind;
+    uint64_t rip, rbx, rcx;
+  };
+  const Case cases[] = {
+      // 0x2000's return to its own call's site stays inside; to the other
+      // call's site it leaves (before, it compared with every return site).
+      {0x2000, 0x1005, 0, true, ir::TermKind::Exit, 0x1006, 1, 0},
+      {0x2000, 0x1105, 0, true, ir::TermKind::Ret, 0x1105, 0, 0},
+      {0x3000, 0x1105, 0, true, ir::TermKind::Exit, 0x1106, 16, 0},
+      {0x3000, 0x1005, 0, true, ir::TermKind::Ret, 0x1005, 0, 0},
+      // The jump's known target stays inside, another member leaves...
+      {0x4000, 0, 0x5000, true, ir::TermKind::Exit, 0x5001, 0, 5},
+      {0x4000, 0, 0x6000, true, ir::TermKind::IndirectJump, 0x6000, 0, 0},
+      // ...unless its targets are not known: then every member is compared.
+      {0x4000, 0, 0x6000, false, ir::TermKind::Exit, 0x6001, 0, 6},
+  };
+  for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized})
+    for (const Case& k : cases) {
+      CAPTURE(engine::tier_name(tier));
+      CAPTURE(k.entry);
+      CAPTURE(k.ret_addr);
+      CAPTURE(k.rax);
+      engine::UnitOptions unit;
+      unit.all_entries = true;
+      unit.indirect_members = true;
+      unit.indirect_targets.resize(blocks->size());
+      if (k.targets_known) unit.indirect_targets[6] = {0x5000};
+      auto c = jit.compile_region(*blocks, tier, unit);
+      REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().to_string()));
+      FlatMemory m(0x10000, 0x1000);
+      uint64_t ret = k.ret_addr;
+      std::array<uint8_t, 8> bytes{};
+      std::memcpy(bytes.data(), &ret, sizeof ret);
+      REQUIRE(m.write(core::GuestAddr(0x10800), bytes));
+      auto ctx = m.direct_context();
+      core::X86State s{};
+      s.rip = k.entry;
+      s.gpr[4] = 0x10800;  // rsp
+      s.gpr[0] = k.rax;
+      auto e = engine::execute(*c, s, ctx);
+      CHECK(e.kind == k.kind);
+      CHECK(s.rip == k.rip);
+      CHECK(s.gpr[3] == k.rbx);
+      CHECK(s.gpr[1] == k.rcx);
+      (void)jit.release(*c);
+    }
 }
 
 TEST_CASE("dump gives each stage") {

@@ -110,6 +110,7 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
           return_sites_.push_back(it->second);
     std::sort(return_sites_.begin(), return_sites_.end());
     return_sites_.erase(std::unique(return_sites_.begin(), return_sites_.end()), return_sites_.end());
+    if (opts_.indirect_members) compute_dispatch_targets(blocks);
     if (syncing()) compute_entry_unsynced(blocks);
   }
   if (count != nullptr) {
@@ -309,6 +310,78 @@ void Lowerer::init_region_slots(std::span<const ir::IRBlock> blocks) {
     slots_[i] = b_.CreateAlloca(reg_storage_ty(ri), nullptr, fmt::format("{}.slot", ri.name));
     b_.CreateStore(load_state_reg(b_, ri), slots_[i]);
   }
+}
+
+void Lowerer::compute_dispatch_targets(std::span<const ir::IRBlock> blocks) {
+  const size_t n = blocks.size();
+  auto known = [&](size_t i) { return i < opts_.indirect_targets.size() && !opts_.indirect_targets[i].empty(); };
+  // The members an indirect jump or call may reach inside the region.
+  auto indirect_members_of = [&](size_t i) {
+    std::vector<size_t> out;
+    if (!known(i)) {
+      for (size_t m = 0; m < n; ++m) out.push_back(m);
+      return out;
+    }
+    for (uint64_t pc : opts_.indirect_targets[i])
+      if (auto it = region_index_.find(pc); it != region_index_.end()) out.push_back(it->second);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  };
+  // Successors within the function: a call continues at its return site.
+  auto successors = [&](size_t i) {
+    std::vector<size_t> out;
+    auto add = [&](uint64_t pc) {
+      if (auto it = region_index_.find(pc); it != region_index_.end()) out.push_back(it->second);
+    };
+    const ir::Terminator& t = blocks[i].term;
+    switch (t.kind) {
+      case TermKind::Jump: add(t.target.value()); break;
+      case TermKind::Branch: add(t.target.value()); add(t.fallthrough.value()); break;
+      case TermKind::Call: add(t.fallthrough.value()); break;
+      case TermKind::IndirectJump: out = indirect_members_of(i); break;
+      default: break;
+    }
+    for (const ir::Op& op : blocks[i].ops)
+      if (op.opcode == Opcode::ExitIf) add(op.imm);
+    return out;
+  };
+  dispatch_targets_.assign(n, {});
+  for (size_t c = 0; c < n; ++c) {
+    const ir::Terminator& t = blocks[c].term;
+    if (t.kind == TermKind::IndirectJump || (t.kind == TermKind::Call && t.value != ir::kNoValue))
+      dispatch_targets_[c] = indirect_members_of(c);
+  }
+  // A return lands at the return site of a call whose callee reaches it.
+  for (size_t c = 0; c < n; ++c) {
+    const ir::Terminator& t = blocks[c].term;
+    if (t.kind != TermKind::Call) continue;
+    auto site = region_index_.find(t.fallthrough.value());
+    if (site == region_index_.end()) continue;
+    std::vector<size_t> callees;
+    if (t.value == ir::kNoValue) {
+      if (auto it = region_index_.find(t.target.value()); it != region_index_.end()) callees.push_back(it->second);
+    } else {
+      callees = dispatch_targets_[c];
+    }
+    std::vector<bool> seen(n, false);
+    std::vector<size_t> work;
+    for (size_t e : callees)
+      if (!seen[e]) seen[e] = true, work.push_back(e);
+    while (!work.empty()) {
+      size_t b = work.back();
+      work.pop_back();
+      if (blocks[b].term.kind == TermKind::Ret) dispatch_targets_[b].push_back(site->second);
+      for (size_t s : successors(b))
+        if (!seen[s]) seen[s] = true, work.push_back(s);
+    }
+  }
+  for (size_t b = 0; b < n; ++b)
+    if (blocks[b].term.kind == TermKind::Ret) {
+      auto& v = dispatch_targets_[b];
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+    }
 }
 
 void Lowerer::leave_region(Value* rip, uint64_t code) {
@@ -696,7 +769,9 @@ void Lowerer::enter_member_if_target(Value* target, uint64_t code, bool is_retur
   std::vector<size_t> all;
   if (!is_return)
     for (size_t i = 0; i < block_entries_.size(); ++i) all.push_back(i);
-  const std::vector<size_t>& members = is_return ? return_sites_ : all;
+  const std::vector<size_t>& members = !dispatch_targets_.empty() ? dispatch_targets_[cur_block_]
+                                       : is_return                  ? return_sites_
+                                                                    : all;
   if (members.empty()) return;
   if (sync_pending_) emit_sync(target, false);
   spill_to_slots();

@@ -112,6 +112,13 @@ private:
   std::array<llvm::PHINode*, core::kNumX86Regs> exit_vals_{};
   // Members that follow a call of the region: where its returns may land.
   std::vector<size_t> return_sites_;
+  // Per member, the members its indirect exit compares its target with
+  // (indirect_members): for a return, the return sites of the calls whose
+  // callee reaches it; for an indirect jump or call, the members among the
+  // targets the block took (LoweringOptions::indirect_targets), or every
+  // member when those are not known.
+  std::vector<std::vector<size_t>> dispatch_targets_;
+  void compute_dispatch_targets(std::span<const ir::IRBlock> blocks);
 
   // SoftMmu: guest accesses of one block at constant offsets from the same
   // value (push/pop sequences, a frame's spills), grouped per direction.

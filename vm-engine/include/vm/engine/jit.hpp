@@ -100,6 +100,8 @@ struct UnitOptions {
   bool all_entries = false;
   // Indirect exits to members stay inside (translate::LoweringOptions::indirect_members).
   bool indirect_members = false;
+  // Per block, the targets its indirect jump or call took (translate::LoweringOptions::indirect_targets).
+  std::vector<std::vector<uint64_t>> indirect_targets;
   // Direct restartable code without sync points (translate::LoweringOptions::sync_points).
   bool sync_points = true;
   // Back edges check exit_request (translate::LoweringOptions::exit_polls).

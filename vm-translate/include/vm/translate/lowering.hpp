@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "vm/core/error.hpp"
 #include "vm/core/tlb_layout.hpp"
@@ -225,6 +226,12 @@ struct LoweringOptions {
   // return is compared with the members that follow a call of the region
   // (its return sites), an indirect jump or call with every member.
   bool indirect_members = false;
+  // indirect_members: per block of the region (empty: none known), the
+  // targets its indirect jump or indirect call was seen to take. Its
+  // dispatch then compares the target with those members only (any other
+  // target leaves the region), which keeps the function's control flow to
+  // the edges the guest took (docs/jit.md "Chaining slots and regions").
+  std::vector<std::vector<uint64_t>> indirect_targets;
   // A region's back edges (and its indirect edges to members) check
   // MemoryContext::exit_request, so that it leaves its loops once the owner
   // dropped translations. Off: they do not. Only for code that no store can
