@@ -388,11 +388,14 @@ void ExecutionEngine::finish_region(RegionJob& job) {
   head.growable = job.growable;
   if (job.growable) head.promo = {0, config_.region_growth_threshold};
   if (config_.region_entries) {
-    // Members with their own Fast code enter through the region from now on
-    // (a member that heads an Optimized region of its own keeps that).
+    // Members with their own Fast code that are entries of the region
+    // (UnitOptions::entry_pcs) enter through it from now on (a member that
+    // heads an Optimized region of its own keeps that).
+    const auto& listed = job.unit.entry_pcs;
     for (size_t i = 1; i < members.size(); ++i) {
       Block& m = *members[i];
       if (!m.compiled || m.compiled->tier != Tier::Fast) continue;
+      if (!listed.empty() && !std::binary_search(listed.begin(), listed.end(), m.ir.start_pc.value())) continue;
       m.region_entry = head.compiled->entry;
       m.region_call = head.compiled->call;
       m.region_head = job.head_pc;

@@ -375,6 +375,7 @@ struct JITCompiler::Impl {
     translate::LoweringOptions lo;
     lo.entry_counter = reinterpret_cast<uint64_t>(unit.entry_counter);
     lo.all_entries = unit.all_entries;
+    lo.entry_pcs = unit.entry_pcs;
     lo.indirect_members = unit.indirect_members;
     lo.indirect_targets = unit.indirect_targets;
     lo.memory = options.memory;

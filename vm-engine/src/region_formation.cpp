@@ -156,6 +156,36 @@ ExecutionEngine::RegionJob ExecutionEngine::region_job(Block& head, bool grown) 
   for (const Block* m : members)
     for (uint64_t page : m->pages) writable |= (space_->page_table().get(page).perms & core::kPermWrite) != 0;
   job.unit.exit_polls = writable || !config_.elide_exit_polls;
+  if (config_.region_entries) {
+    // The members code outside the region can reach (the region's entries,
+    // UnitOptions::entry_pcs): the head; the blocks after calls (a callee
+    // outside returns there) and the callees and indirect targets among the
+    // members; and every member some other translated block jumps, branches,
+    // calls or returns to. A member reached only along the region's own
+    // jumps and branches is no entry: one edge fewer from the entry switch
+    // to each of them (docs/engine.md, "Tiers and regions").
+    std::set<uint64_t> pcs;
+    for (const Block* m : members) pcs.insert(m->ir.start_pc.value());
+    std::set<uint64_t> entries{job.head_pc};
+    auto add = [&](uint64_t pc) {
+      if (pcs.count(pc)) entries.insert(pc);
+    };
+    for (const auto& [pc, b] : blocks_) {
+      if (!b) continue;
+      const ir::Terminator& t = b->ir.term;
+      for (uint64_t target : b->indirect_targets) add(target);
+      if (t.kind == ir::TermKind::Call) {
+        add(t.fallthrough.value());
+        if (t.value == ir::kNoValue) add(t.target.value());
+      }
+      if (pcs.count(pc)) continue;  // the members' own jumps and branches stay inside
+      if (t.kind == ir::TermKind::Jump || t.kind == ir::TermKind::Branch) add(t.target.value());
+      if (t.kind == ir::TermKind::Branch) add(t.fallthrough.value());
+      for (const ir::Op& op : b->ir.ops)
+        if (op.opcode == ir::Opcode::ExitIf) add(op.imm);
+    }
+    job.unit.entry_pcs.assign(entries.begin(), entries.end());
+  }
   // The targets each member's indirect jump or call took while it was
   // interpreted: its dispatch compares with those members only.
   for (const Block* m : members) job.unit.indirect_targets.push_back(m->indirect_targets);

@@ -909,6 +909,59 @@ block 0x6000 len 1 {
     }
 }
 
+TEST_CASE("a region entered at a member that is not one of its entries returns at once, the state untouched") {
+  auto blocks = ir::parse_blocks(R"(block 0x1000 len 4 {
+  %0:i64 = get_reg rax
+  %1:i64 = const 0x1
+  %2:i64 = add %0, %1
+  set_reg rax, %2
+  jump 0x1010
+}
+block 0x1010 len 4 {
+  %0:i64 = get_reg rax
+  %1:i64 = const 0x1
+  %2:i64 = shl %0, %1
+  set_reg rax, %2
+  exit 0x2000
+})");
+  REQUIRE_MESSAGE(blocks.has_value(), (blocks ? "" : blocks.error().to_string()));
+  auto& jit = jit_for(translate::MemoryStrategy::Direct);
+  for (auto tier : {engine::Tier::Fast, engine::Tier::Optimized})
+    for (bool listed : {true, false}) {
+      CAPTURE(engine::tier_name(tier));
+      CAPTURE(listed);
+      engine::UnitOptions unit;
+      unit.all_entries = true;
+      if (listed) unit.entry_pcs = {0x1000};  // 0x1010 is reached from 0x1000 only
+      auto c = jit.compile_region(*blocks, tier, unit);
+      REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().to_string()));
+      FlatMemory m(0x10000, 0x1000);
+      auto ctx = m.direct_context();
+      core::X86State s{};
+      s.gpr[0] = 20;
+      s.rip = 0x1000;
+      auto e = engine::execute(*c, s, ctx);
+      CHECK(e.kind == ir::TermKind::Exit);
+      CHECK(s.rip == 0x2000);
+      CHECK(s.gpr[0] == 42);
+      core::X86State t{};
+      t.gpr[0] = 20;
+      t.rip = 0x1010;
+      core::X86State before = t;
+      e = engine::execute(*c, t, ctx);
+      if (listed) {
+        // Not an entry: back to the owner with exit kind Jump at the same pc,
+        // which runs that block's own code.
+        CHECK(e.kind == ir::TermKind::Jump);
+        CHECK(testing::state_diff(before, t).empty());
+      } else {
+        CHECK(e.kind == ir::TermKind::Exit);
+        CHECK(t.gpr[0] == 40);
+      }
+      (void)jit.release(*c);
+    }
+}
+
 TEST_CASE("dump gives each stage") {
   std::mt19937_64 rng(11);
   auto block = ir::testing::random_block(rng, no_helper_options());

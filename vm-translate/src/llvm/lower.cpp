@@ -132,8 +132,16 @@ core::Result<LoweredFunction> Lowerer::run(std::span<const ir::IRBlock> blocks) 
     emit_entry_count(b_, block_entries_[0], blocks[0].start_pc.value());
   } else if (opts_.all_entries && blocks.size() > 1) {
     Value* rip = b_.CreateAlignedLoad(i64_, rip_ptr(), llvm::Align(8), "entry_rip");
-    auto* sw = b_.CreateSwitch(rip, block_entries_[0], static_cast<unsigned>(blocks.size() - 1));
-    for (size_t i = 1; i < blocks.size(); ++i) sw->addCase(b_.getInt64(blocks[i].start_pc.value()), block_entries_[i]);
+    const auto& listed = opts_.entry_pcs;
+    llvm::BasicBlock* other = block_entries_[0];
+    if (!listed.empty()) {
+      other = llvm::BasicBlock::Create(ctx_, "not_an_entry", fn_);
+      llvm::IRBuilder<>(other).CreateRet(c64(encode_exit(TermKind::Jump)));
+    }
+    auto* sw = b_.CreateSwitch(rip, other, static_cast<unsigned>(blocks.size() - 1));
+    for (size_t i = listed.empty() ? 1 : 0; i < blocks.size(); ++i)
+      if (listed.empty() || std::binary_search(listed.begin(), listed.end(), blocks[i].start_pc.value()))
+        sw->addCase(b_.getInt64(blocks[i].start_pc.value()), block_entries_[i]);
   } else {
     b_.CreateBr(block_entries_[0]);
   }

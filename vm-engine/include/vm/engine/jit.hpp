@@ -98,6 +98,8 @@ struct UnitOptions {
   uint64_t* entry_counter = nullptr;
   // A region entered at any of its blocks (translate::LoweringOptions::all_entries).
   bool all_entries = false;
+  // With all_entries: only these members are entries (translate::LoweringOptions::entry_pcs).
+  std::vector<uint64_t> entry_pcs;
   // Indirect exits to members stay inside (translate::LoweringOptions::indirect_members).
   bool indirect_members = false;
   // Per block, the targets its indirect jump or call took (translate::LoweringOptions::indirect_targets).

@@ -221,6 +221,11 @@ struct LoweringOptions {
   // other rip), so code that reaches a member from outside the region (e.g.
   // the block after a call, reached by ret) can run the region's code.
   bool all_entries = false;
+  // all_entries: when not empty, only the members starting at these pcs
+  // (sorted) are entries; entered at any other rip the function returns at
+  // once (exit kind Jump, the state untouched) for the owner to run that
+  // block's own code.
+  std::vector<uint64_t> entry_pcs;
   // Regions: an indirect exit whose target is a member of the region
   // continues at that member inside the function instead of leaving it. A
   // return is compared with the members that follow a call of the region
