@@ -228,8 +228,10 @@ struct LoweringOptions {
   std::vector<uint64_t> entry_pcs;
   // Regions: an indirect exit whose target is a member of the region
   // continues at that member inside the function instead of leaving it. A
-  // return is compared with the members that follow a call of the region
-  // (its return sites), an indirect jump or call with every member.
+  // return is compared with the members that follow the region's calls
+  // whose callee reaches it (their return sites), an indirect jump or call
+  // with the members among its indirect_targets (every member when none
+  // are given).
   bool indirect_members = false;
   // indirect_members: per block of the region (empty: none known), the
   // targets its indirect jump or indirect call was seen to take. Its
